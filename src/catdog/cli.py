@@ -1,0 +1,38 @@
+"""The `catdog` command: parses arguments and hands over to the stage that does the work.
+
+Each stage package has a `cli.py` with its typer commands; they import their heavy libraries
+(torch, MLflow, ONNX Runtime) inside the command, so `catdog --help` is fast and the torch-free
+serving install can run `catdog serve`. Errors are mapped to exit codes here, once.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from catdog.data.cli import app as data_app
+from catdog.errors import CatdogError
+from catdog.terminal import console
+
+app = typer.Typer(
+    name="catdog",
+    help="Tell cats from dogs: data, training, export, serving and monitoring.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_app, name="data")
+
+
+def main() -> None:
+    """Entry point: run the CLI and turn catdog's own errors into a message and an exit code."""
+    try:
+        app()
+    except CatdogError as exc:
+        console.print(f"[bold red]error[/] ({exc.reason}): {exc.detail}")
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Typed errors, raised where a problem is found and mapped to exit codes or HTTP statuses once.
+
+Each error carries a stable machine-readable `reason` (listed in manifests, JSON bodies and logs)
+and a human `detail`. The CLI maps `CatdogError` to `exit_code`; the service to `http_status`.
+"""
+
+from __future__ import annotations
+
+
+class CatdogError(Exception):
+    """Base of every error catdog reports to a user instead of a traceback."""
+
+    reason: str = "error"
+    exit_code: int = 1
+    http_status: int = 500
+
+    def __init__(self, detail: str, *, reason: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if reason is not None:
+            self.reason = reason
+
+
+class ConfigError(CatdogError):
+    """Bad parameters, settings or command-line options."""
+
+    reason = "bad_config"
+    exit_code = 2
+    http_status = 400
+
+
+class ImageError(CatdogError):
+    """A file that cannot become a model input. `reason` says why, from IMAGE_REASONS."""
+
+    exit_code = 3
+    http_status = 422
+
+
+# The reasons an image is refused, with the HTTP status the service answers for each.
+IMAGE_REASONS: dict[str, int] = {
+    "empty_file": 422,
+    "not_an_image": 422,
+    "unsupported_format": 415,
+    "truncated": 422,
+    "undecodable": 422,
+    "too_many_pixels": 413,
+    "too_many_bytes": 413,
+}
+
+
+def image_error(reason: str, detail: str) -> ImageError:
+    """Build an ImageError whose HTTP status follows its reason."""
+    if reason not in IMAGE_REASONS:
+        raise ValueError(f"unknown image refusal reason: {reason}")
+    err = ImageError(detail, reason=reason)
+    err.http_status = IMAGE_REASONS[reason]
+    return err
+
+
+class DataError(CatdogError):
+    """The data stage cannot go on (no input, no class folders, bad split)."""
+
+    reason = "bad_data"
+    exit_code = 4
+
+
+class DownloadError(CatdogError):
+    """A download failed or its checksum did not match."""
+
+    reason = "download_failed"
+    exit_code = 5
+
+
+class ModelError(CatdogError):
+    """A model cannot be found, loaded or used."""
+
+    reason = "bad_model"
+    exit_code = 6
+    http_status = 503
