@@ -77,3 +77,16 @@ class ModelError(CatdogError):
     reason = "bad_model"
     exit_code = 6
     http_status = 503
+
+
+class PretrainedWeightsError(ModelError):
+    """Pretrained weights were asked for but are neither cached nor downloadable (offline?)."""
+
+    reason = "pretrained_weights_unavailable"
+
+
+class TrainingError(CatdogError):
+    """Training cannot start or go on (no usable data, a checkpoint that does not fit)."""
+
+    reason = "training_failed"
+    exit_code = 7
