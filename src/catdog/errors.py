@@ -90,3 +90,10 @@ class TrainingError(CatdogError):
 
     reason = "training_failed"
     exit_code = 7
+
+
+class ExportError(CatdogError):
+    """An export cannot be trusted: ONNX disagrees with PyTorch, or the export itself failed."""
+
+    reason = "export_failed"
+    exit_code = 8

@@ -25,13 +25,19 @@ REGISTRY_SCHEMES = ("models:/", "runs:/")
 
 
 def card_path(onnx_path: Path) -> Path:
-    """The model card that sits beside an ONNX file."""
-    return onnx_path.with_name(CARD_FILE)
+    """The card of an ONNX file, beside it: `model.onnx` -> `model.card.json`, and likewise
+    `model.int8.onnx` -> `model.int8.card.json`, so two exports can share a folder."""
+    return onnx_path.with_name(onnx_path.name.removesuffix(".onnx") + ".card.json")
 
 
 def read_card(onnx_path: Path) -> dict[str, Any]:
-    """The model card beside `onnx_path`; a model without one cannot be served or evaluated."""
+    """The model card beside `onnx_path`; a model without one cannot be served or evaluated.
+
+    Any other ONNX file without a card of its own falls back to the folder's `model.card.json`.
+    """
     path = card_path(onnx_path)
+    if not path.is_file() and onnx_path.with_name(CARD_FILE).is_file():
+        path = onnx_path.with_name(CARD_FILE)
     try:
         card: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
