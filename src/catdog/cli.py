@@ -13,7 +13,9 @@ import typer
 
 from catdog.data.cli import app as data_app
 from catdog.errors import CatdogError
+from catdog.serving.cli import app as serving_app
 from catdog.terminal import console
+from catdog.training import commands as training_commands
 
 app = typer.Typer(
     name="catdog",
@@ -23,6 +25,10 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(serving_app)  # serve, predict, smoke
+app.command()(training_commands.evaluate)
+app.command()(training_commands.export)
+app.command()(training_commands.promote)
 
 
 def main() -> None:

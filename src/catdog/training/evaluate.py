@@ -1,0 +1,283 @@
+"""Score a model on a class-folder dataset: the numbers `evaluate`, `export` and `promote` report.
+
+Photos go through the model's own `Preprocessing` (read from its card or checkpoint), the same
+code the service runs, so raw photos of any size are measured exactly as they would be served.
+A file that cannot be decoded is refused with its reason and listed, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from catdog.data.sources import RawFile, RawReader, list_files
+from catdog.errors import DataError, ImageError, ModelError
+from catdog.metrics import ClassificationMetrics, classification_metrics, roc_curve
+from catdog.model_store import resolve_model
+from catdog.predictor import OnnxClassifier
+from catdog.preprocess import Preprocessing
+from catdog.terminal import progress
+
+
+class EvaluateParams(BaseModel):
+    """The `evaluate:` section of params.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path = Path("data/prepared/test")
+    batch_size: int = Field(32, ge=1)
+
+
+class Scorer(Protocol):
+    """Anything that turns normalised batches into class probabilities: ONNX or PyTorch."""
+
+    @property
+    def preprocessing(self) -> Preprocessing: ...
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class CheckpointScorer:
+    """A PyTorch checkpoint scored through the same preprocessing as its ONNX export."""
+
+    def __init__(self, path: Path) -> None:
+        from catdog.training.checkpoint import load_checkpoint  # noqa: PLC0415 - torch is heavy
+
+        loaded = load_checkpoint(path)
+        self._model = loaded.model
+        self._preprocessing = loaded.preprocessing
+        self.arch = loaded.arch
+        self.epoch = loaded.epoch
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How this checkpoint's photos were prepared in training."""
+        return self._preprocessing
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Softmax probabilities, in the order of `preprocessing.classes`."""
+        import torch  # noqa: PLC0415
+
+        with torch.inference_mode():
+            logits = self._model(torch.from_numpy(batch))
+            return torch.softmax(logits, dim=1).numpy().astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LabelledPhoto:
+    """One file of a class-folder dataset and the class its folder names."""
+
+    source: str
+    label: str
+
+
+@dataclass
+class PhotoSet:
+    """A dataset to score: its labelled files, and the files no class folder claims."""
+
+    root: Path
+    photos: list[LabelledPhoto]
+    unlabelled: list[str] = field(default_factory=list)
+
+    def subset(self, count: int) -> PhotoSet:
+        """At most `count` photos, evenly spread over the sorted list: both classes, every time."""
+        if count >= len(self.photos):
+            return self
+        picks = np.linspace(0, len(self.photos) - 1, num=count).round().astype(int)
+        return PhotoSet(self.root, [self.photos[i] for i in picks])
+
+
+def find_photos(root: Path) -> PhotoSet:
+    """The files of a class-folder tree or zip (cat/cats/Cat... at any depth, as the data stage)."""
+    if not root.exists():
+        raise DataError(f"no dataset at {root}")
+    files: list[RawFile] = list_files(root)
+    photos = [LabelledPhoto(f.source, f.label) for f in files if f.label is not None]
+    unlabelled = [f.source for f in files if f.label is None]
+    if not photos:
+        raise DataError(f"{root} has no photos in class folders (cat/, dog/, at any depth)")
+    return PhotoSet(root, photos, unlabelled)
+
+
+@dataclass
+class Refusal:
+    """A file that is in a class folder but could not be scored, and why."""
+
+    source: str
+    reason: str
+    detail: str
+
+
+@dataclass
+class Evaluation:
+    """Scores of one model on one dataset, with every refused file accounted for."""
+
+    metrics: ClassificationMetrics
+    sources: list[str]
+    labels: np.ndarray
+    p_dog: np.ndarray
+    refused: list[Refusal]
+    unlabelled: list[str]
+
+    def scores(self) -> dict[str, Any]:
+        """The numbers alone: what a model card and a registry tag record."""
+        m = self.metrics
+        return {
+            "count": m["n"],
+            "accuracy": m["accuracy"],
+            "precision": m["precision"],
+            "recall": m["recall"],
+            "f1": m["f1"],
+            "roc_auc": m["roc_auc"],
+            "log_loss": m["log_loss"],
+            "confusion_matrix": {
+                "labels": ["cat", "dog"],
+                "rows": "true class",
+                "columns": "predicted class",
+                "matrix": [[m["tn"], m["fp"]], [m["fn"], m["tp"]]],
+            },
+        }
+
+    def to_json(self, *, model: dict[str, Any], data: str) -> dict[str, Any]:
+        """The report `catdog evaluate` prints: flat metrics first, so DVC can diff them."""
+        return {
+            **self.scores(),
+            "refused_count": len(self.refused),
+            "refused": [vars(r) for r in self.refused],
+            "unlabelled_count": len(self.unlabelled),
+            "model": model,
+            "data": data,
+        }
+
+
+def iter_batches(
+    photo_set: PhotoSet, preprocessing: Preprocessing, batch_size: int, refused: list[Refusal]
+) -> Iterator[tuple[np.ndarray, list[LabelledPhoto]]]:
+    """Decode and preprocess photos into batches (arrays and the photos they came from);
+    files that cannot be decoded are appended to `refused`."""
+    reader = RawReader(photo_set.root)
+    arrays: list[np.ndarray] = []
+    batch: list[LabelledPhoto] = []
+    try:
+        for photo in photo_set.photos:
+            try:
+                arrays.append(preprocessing(reader.read(photo.source)))
+            except ImageError as exc:
+                refused.append(Refusal(photo.source, exc.reason, exc.detail))
+                continue
+            except OSError as exc:
+                refused.append(Refusal(photo.source, "unreadable", str(exc)))
+                continue
+            batch.append(photo)
+            if len(arrays) == batch_size:
+                yield np.stack(arrays), batch
+                arrays, batch = [], []
+        if arrays:
+            yield np.stack(arrays), batch
+    finally:
+        reader.close()
+
+
+def evaluate(
+    scorer: Scorer,
+    photo_set: PhotoSet,
+    *,
+    batch_size: int = 32,
+    description: str = "evaluating",
+) -> Evaluation:
+    """Score every labelled photo; metrics treat dog as the positive class."""
+    classes = scorer.preprocessing.classes
+    if sorted(classes) != ["cat", "dog"]:
+        raise ModelError(f"the model's classes are {list(classes)}, expected cat and dog")
+    dog = classes.index("dog")
+    refused: list[Refusal] = []
+    scored: list[LabelledPhoto] = []
+    p_dog: list[np.ndarray] = []
+    with progress() as bar:
+        task = bar.add_task(description, total=len(photo_set.photos))
+        for batch, photos in iter_batches(photo_set, scorer.preprocessing, batch_size, refused):
+            p_dog.append(scorer.predict_batch(batch)[:, dog])
+            scored += photos
+            bar.update(task, completed=len(scored) + len(refused))
+    if not scored:
+        raise DataError(f"none of the {len(photo_set.photos)} photos in {photo_set.root} decoded")
+    y = np.asarray([1 if photo.label == "dog" else 0 for photo in scored])
+    p = np.concatenate(p_dog)
+    return Evaluation(
+        classification_metrics(y, p),
+        [photo.source for photo in scored],
+        y,
+        p,
+        refused,
+        photo_set.unlabelled,
+    )
+
+
+def evaluate_model(
+    spec: str | None, data: Path, *, batch_size: int
+) -> tuple[Evaluation, dict[str, Any]]:
+    """Evaluate what `--model` names (ONNX, export folder, registry URI, `.pt`, or the default)
+    and describe which model that turned out to be."""
+    photos = find_photos(data)
+    if spec is not None and spec.endswith(".pt"):
+        scorer = CheckpointScorer(Path(spec))
+        described: dict[str, Any] = {
+            "spec": spec,
+            "name": "checkpoint",
+            "version": f"epoch {scorer.epoch}",
+            "architecture": scorer.arch,
+            "runtime": "pytorch",
+        }
+        return evaluate(scorer, photos, batch_size=batch_size), described
+    with tempfile.TemporaryDirectory(prefix="catdog-evaluate-") as tmp:
+        path = resolve_model(spec, cache_dir=Path(tmp))
+        classifier = OnnxClassifier(path)
+        card = classifier.card
+        described = {
+            "spec": spec or str(path),
+            "name": card.get("name", "catdog"),
+            "version": classifier.version,
+            "architecture": card.get("architecture"),
+            "quantized": card.get("quantized", False),
+            "runtime": "onnxruntime",
+        }
+        return evaluate(classifier, photos, batch_size=batch_size), described
+
+
+def write_plots(evaluation: Evaluation, folder: Path) -> None:
+    """Per-photo predictions (DVC's confusion template) and the ROC curve, as CSV."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ("cat", "dog")
+    with (folder / "predictions.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "actual", "predicted", "p_dog"])
+        for source, label, p in zip(
+            evaluation.sources, evaluation.labels, evaluation.p_dog, strict=True
+        ):
+            writer.writerow([source, names[label], names[int(p >= 0.5)], f"{p:.6f}"])
+    fpr, tpr = roc_curve(evaluation.labels, evaluation.p_dog)
+    with (folder / "roc.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["fpr", "tpr"])
+        writer.writerows((f"{x:.6f}", f"{y:.6f}") for x, y in zip(fpr, tpr, strict=True))
+
+
+def load_arrays(photo_set: PhotoSet, preprocessing: Preprocessing) -> np.ndarray:
+    """All decodable photos of a (small) set as one array: parity and calibration inputs."""
+    refused: list[Refusal] = []
+    batches = [batch for batch, _ in iter_batches(photo_set, preprocessing, 64, refused)]
+    if not batches:
+        raise DataError(f"none of the {len(photo_set.photos)} photos in {photo_set.root} decoded")
+    return np.concatenate(batches)
+
+
+def accuracy_points(evaluation: Evaluation) -> float:
+    """Accuracy in percentage points, the unit the int8 acceptance rule is written in."""
+    return 100.0 * evaluation.metrics["accuracy"]

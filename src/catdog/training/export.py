@@ -1,0 +1,320 @@
+"""Turn a checkpoint into what is served: ONNX proven equal to PyTorch, maybe int8, with cards.
+
+The graph ends in softmax, so every runtime reads probabilities in the card's class order and
+no client re-implements the head. An export is written to a staging folder and moved into place
+only after it passed the parity check, so a failed export never replaces a good model.
+
+Exporter: `torch.onnx.export(dynamo=True)` (torch.export + onnxscript). The TorchScript exporter
+still runs on torch 2.14 but warns that it will be removed; the dynamo exporter is the supported
+path, writes byte-identical files for the same weights, and gives the dynamic batch axis from
+`torch.export.Dim`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from catdog.errors import ExportError
+from catdog.model_store import MODEL_FILE, card_path
+from catdog.predictor import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
+from catdog.training.card import (
+    MODEL_NAME,
+    ModelCard,
+    Quantization,
+    build_card,
+    card_version,
+    sha256_of,
+)
+from catdog.training.card import write_card as write_card_file
+from catdog.training.checkpoint import LoadedCheckpoint, load_checkpoint
+from catdog.training.evaluate import (
+    Evaluation,
+    accuracy_points,
+    evaluate,
+    find_photos,
+    load_arrays,
+)
+from catdog.training.models import count_gflops, count_parameters
+from catdog.training.registry import attach_export, version_of_run
+
+INT8_FILE = "model.int8.onnx"
+
+
+class ExportParams(BaseModel):
+    """The `export:` section of params.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quantize: bool = True
+    max_int8_accuracy_drop: float = Field(0.2, ge=0, description="percentage points")
+    parity_tolerance: float = Field(1e-4, gt=0)
+    parity_photos: int = Field(32, ge=1)
+    calibration_photos: int = Field(64, ge=1)
+    batch_size: int = Field(32, ge=1)
+
+
+class ProbabilitiesHead(nn.Module):
+    """The classifier with softmax on top: the exported graph outputs probabilities."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(image), dim=1)
+
+
+@dataclass
+class ExportResult:
+    """Where the export went and what its cards say."""
+
+    onnx_path: Path
+    card: ModelCard
+    int8_path: Path | None
+    int8_card: ModelCard | None
+
+
+def export_onnx(model: nn.Module, size: int, path: Path) -> None:
+    """Write `model` (eval mode) as ONNX: input `image` [N, 3, S, S], output `probabilities`."""
+    head = ProbabilitiesHead(model).eval()
+    # A batch of 2: torch.export specialises dimensions of size 1, which would fix the batch.
+    sample = torch.zeros(2, 3, size, size)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                head,
+                (sample,),
+                str(path),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamo=True,
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as exc:  # torch.export raises many untyped errors for unsupported models
+        raise ExportError(f"torch.onnx.export failed: {exc}") from exc
+
+
+def torch_probabilities(model: nn.Module, batch: np.ndarray) -> np.ndarray:
+    """What PyTorch says for a batch: the reference the ONNX file must match."""
+    with torch.inference_mode():
+        return torch.softmax(model(torch.from_numpy(batch)), dim=1).numpy()
+
+
+def parity_max_abs_diff(
+    model: nn.Module, classifier: OnnxClassifier, arrays: np.ndarray, tolerance: float
+) -> float:
+    """Largest |p_onnx - p_torch| over the photos, in one batch and one photo at a time
+    (which proves the batch axis is dynamic); ExportError when it is over `tolerance`."""
+    reference = torch_probabilities(model, arrays)
+    batched = classifier.predict_batch(arrays)
+    single = np.concatenate(
+        [classifier.predict_batch(arrays[i : i + 1]) for i in range(len(arrays))]
+    )
+    diff = float(max(np.abs(batched - reference).max(), np.abs(single - reference).max()))
+    if not diff <= tolerance:  # also catches NaN
+        raise ExportError(
+            f"ONNX and PyTorch disagree on {len(arrays)} photos: max |Δp| = {diff:.3g} > "
+            f"{tolerance:g}; the export is not written",
+            reason="parity_failed",
+        )
+    return diff
+
+
+def split_or_root(data: Path, split: str) -> Path:
+    """`data/<split>` when the data set is split (data/prepared), else the folder itself."""
+    candidate = data / split
+    return candidate if candidate.is_dir() else data
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, calibration: np.ndarray) -> None:
+    """Static int8 quantisation (QDQ, per-channel weights) calibrated on real photos.
+
+    Static rather than dynamic: dynamic quantisation leaves convolutions' activations in float,
+    which is where a CNN spends its time, and ONNX Runtime's ConvInteger kernel is slow on CPU.
+    """
+    from onnxruntime.quantization import (  # noqa: PLC0415 - only when quantising
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
+
+    class Photos(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._rows = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            row = next(self._rows, None)
+            return None if row is None else {INPUT_NAME: row[None]}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared))
+        quantize_static(
+            str(prepared),
+            str(int8_path),
+            Photos(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8,
+        )
+
+
+def _decide_int8(
+    fp32: Evaluation, int8: Evaluation, params: ExportParams, calibration_photos: int
+) -> Quantization:
+    drop = accuracy_points(fp32) - accuracy_points(int8)
+    kept = drop <= params.max_int8_accuracy_drop
+    verdict = "kept" if kept else "discarded"
+    return Quantization(
+        attempted=True,
+        kept=kept,
+        method="onnxruntime static QDQ, per-channel int8 weights, uint8 activations",
+        fp32_accuracy=fp32.metrics["accuracy"],
+        int8_accuracy=int8.metrics["accuracy"],
+        accuracy_drop_points=round(drop, 4),
+        max_drop_points=params.max_int8_accuracy_drop,
+        calibration_photos=calibration_photos,
+        evaluation_photos=int(fp32.metrics["n"]),
+        reason=(
+            f"{verdict}: accuracy drop {drop:.2f} points vs the allowed "
+            f"{params.max_int8_accuracy_drop:.2f}"
+        ),
+    )
+
+
+def _opset(path: Path) -> int:
+    import onnx  # noqa: PLC0415
+
+    model = onnx.load(str(path), load_external_data=False)
+    return int(max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")))
+
+
+def _registered_version(loaded: LoadedCheckpoint, register: bool) -> str | None:
+    """The registry version this checkpoint became: from the checkpoint, else asked of MLflow."""
+    known = loaded.extra.get("model_version")
+    if known:
+        return str(known)
+    run_id = loaded.extra.get("mlflow_run_id")
+    if register and run_id:
+        return version_of_run(MODEL_NAME, str(run_id))
+    return None
+
+
+def export_checkpoint(
+    checkpoint: Path,
+    out_dir: Path,
+    data: Path,
+    params: ExportParams,
+    *,
+    register: bool = True,
+) -> ExportResult:
+    """Export, check parity on real photos, maybe quantise; then write files and cards in place.
+
+    `data` is a class-folder dataset: parity uses photos from all of it; when it is split
+    (data/prepared), int8 is calibrated on `train/` and judged on `test/`, else both use it all.
+    """
+    loaded = load_checkpoint(checkpoint)
+    preprocessing = loaded.preprocessing
+    stand_in = {"preprocessing": preprocessing.to_dict()}
+    photos = find_photos(data)
+    test_set = find_photos(split_or_root(data, "test"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
+        fp32_path = Path(tmp) / MODEL_FILE
+        export_onnx(loaded.model, preprocessing.size, fp32_path)
+        fp32 = OnnxClassifier(fp32_path, card=stand_in)
+        parity_arrays = load_arrays(photos.subset(params.parity_photos), preprocessing)
+        parity = parity_max_abs_diff(loaded.model, fp32, parity_arrays, params.parity_tolerance)
+        fp32_test = evaluate(fp32, test_set, batch_size=params.batch_size, description="fp32 test")
+        quantization = Quantization(attempted=False, reason="off (export.quantize: false)")
+        int8_test: Evaluation | None = None
+        if params.quantize:
+            calibration_set = find_photos(split_or_root(data, "train"))
+            calibration = load_arrays(
+                calibration_set.subset(params.calibration_photos), preprocessing
+            )
+            quantize_int8(fp32_path, Path(tmp) / INT8_FILE, calibration)
+            int8 = OnnxClassifier(Path(tmp) / INT8_FILE, card=stand_in)
+            int8_test = evaluate(
+                int8, test_set, batch_size=params.batch_size, description="int8 test"
+            )
+            quantization = _decide_int8(fp32_test, int8_test, params, len(calibration))
+
+        registered = _registered_version(loaded, register)
+        gflops = count_gflops(loaded.model, preprocessing.size)
+        common: dict[str, Any] = {
+            "architecture": loaded.arch,
+            "arch_kwargs": loaded.arch_kwargs,
+            "preprocessing": preprocessing,
+            "params": loaded.params,
+            "extra": loaded.extra,
+            "epoch": loaded.epoch,
+            "gflops": gflops,
+            "parameters": count_parameters(loaded.model),
+            "opset": _opset(fp32_path),
+            "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}",
+            "quantization": quantization,
+            "parity_max_abs_diff": parity,
+            "parity_photos": len(parity_arrays),
+        }
+        onnx_path = _place(fp32_path, out_dir)
+        card = _card(onnx_path, registered, loaded.metrics, fp32_test, quantized=False, **common)
+        int8_path: Path | None = None
+        int8_card: ModelCard | None = None
+        if quantization.kept and int8_test is not None:
+            int8_path = _place(Path(tmp) / INT8_FILE, out_dir)
+            int8_registered = f"{registered}-int8" if registered else None
+            int8_card = _card(
+                int8_path, int8_registered, loaded.metrics, int8_test, quantized=True, **common
+            )
+        else:
+            for stale in (out_dir / INT8_FILE, card_path(out_dir / INT8_FILE)):
+                stale.unlink(missing_ok=True)
+    run_id = loaded.extra.get("mlflow_run_id")
+    if register and run_id:
+        files = [onnx_path, card_path(onnx_path)]
+        if int8_path is not None:
+            files += [int8_path, card_path(int8_path)]
+        attach_export(str(run_id), files)
+    return ExportResult(onnx_path, card, int8_path, int8_card)
+
+
+def _place(staged: Path, out_dir: Path) -> Path:
+    """Move a checked file from staging into the export folder (same file system: atomic)."""
+    return staged.replace(out_dir / staged.name)
+
+
+def _card(
+    onnx_path: Path,
+    registered: str | None,
+    training_metrics: dict[str, Any],
+    test: Evaluation,
+    *,
+    quantized: bool,
+    **common: Any,
+) -> ModelCard:
+    card = build_card(
+        onnx_path=onnx_path,
+        version=card_version(registered, sha256_of(onnx_path)),
+        metrics={"training": training_metrics, "test": test.scores()},
+        quantized=quantized,
+        registered_version=registered,
+        **common,
+    )
+    write_card_file(card, onnx_path)
+    return card
