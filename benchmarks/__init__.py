@@ -1,0 +1,1 @@
+"""Benchmarks behind the README figures: each prints a table and writes JSON to results/."""
