@@ -89,6 +89,12 @@ def _download_from_registry(uri: str, cache_dir: Path | None) -> Path:
     try:
         if uri.startswith("models:/"):
             run_id = _run_of_model_version(uri)
+            if not mlflow.artifacts.list_artifacts(run_id=run_id, artifact_path=ONNX_ARTIFACT_DIR):
+                raise ModelError(
+                    f"{uri} has no {ONNX_ARTIFACT_DIR}/{MODEL_FILE}: export it first "
+                    "(`catdog export` attaches it to the training run)",
+                    reason="not_exported",
+                )
             local = mlflow.artifacts.download_artifacts(
                 run_id=run_id, artifact_path=ONNX_ARTIFACT_DIR, dst_path=str(dst)
             )

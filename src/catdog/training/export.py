@@ -174,9 +174,10 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: np.ndarray) -> 
         )
 
 
-def _decide_int8(
+def int8_decision(
     fp32: Evaluation, int8: Evaluation, params: ExportParams, calibration_photos: int
 ) -> Quantization:
+    """Keep int8 only if it loses at most `max_int8_accuracy_drop` points on the same photos."""
     drop = accuracy_points(fp32) - accuracy_points(int8)
     kept = drop <= params.max_int8_accuracy_drop
     verdict = "kept" if kept else "discarded"
@@ -253,7 +254,7 @@ def export_checkpoint(
             int8_test = evaluate(
                 int8, test_set, batch_size=params.batch_size, description="int8 test"
             )
-            quantization = _decide_int8(fp32_test, int8_test, params, len(calibration))
+            quantization = int8_decision(fp32_test, int8_test, params, len(calibration))
 
         registered = _registered_version(loaded, register)
         gflops = count_gflops(loaded.model, preprocessing.size)

@@ -1,0 +1,125 @@
+"""`catdog evaluate` on class-folder datasets of raw photos, through ONNX and through PyTorch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from catdog.cli import app
+from catdog.errors import DataError
+from catdog.predictor import OnnxClassifier
+from catdog.training.evaluate import evaluate_model
+
+if TYPE_CHECKING:
+    from conftest import TinyModels
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "petimages"
+
+
+@pytest.fixture
+def shelter_upload(tmp_path: Path) -> tuple[Path, dict[Path, str]]:
+    """Raw photos of many sizes in class folders named and nested as people name them, with a
+    file that is not a photo and one outside any class folder."""
+    root = tmp_path / "shelter"
+    truth: dict[Path, str] = {}
+    layout = {"PetImages/Cats": ("Cat", "cat"), "intake/2024/DOGS": ("Dog", "dog")}
+    for folder, (source, label) in layout.items():
+        (root / folder).mkdir(parents=True)
+        for photo in sorted((SAMPLES / source).glob("*.jpg"))[60:67]:
+            truth[root / folder / photo.name] = label
+            shutil.copy(photo, root / folder / photo.name)
+    (root / "intake/2024/DOGS/scan.jpg").write_text("not a photo at all")
+    (root / "README.txt").write_text("photos from the spring intake")
+    return root, truth
+
+
+def _run_evaluate(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["evaluate", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_evaluate_scores_raw_photos_and_lists_what_it_refused(
+    tiny_models: TinyModels, shelter_upload: tuple[Path, dict[Path, str]], tmp_path: Path
+) -> None:
+    root, truth = shelter_upload
+    out, plots = tmp_path / "reports" / "eval.json", tmp_path / "plots"
+    model = str(tiny_models.good.onnx_path)
+    code, stdout, stderr = _run_evaluate(
+        "--model", model, "--data", str(root), "--out", str(out), "--plots", str(plots)
+    )
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report == json.loads(out.read_text())
+
+    # The same photos classified one by one through the serving path give the same numbers.
+    classifier = OnnxClassifier(tiny_models.good.onnx_path)
+    photos = sorted(truth)
+    p_dog = np.array([p.probabilities["dog"] for p in classifier.classify(photos)])
+    y = np.array([truth[p] == "dog" for p in photos])
+    assert report["count"] == len(photos) == 14
+    assert report["accuracy"] == pytest.approx(np.mean((p_dog >= 0.5) == y))
+    p_true = np.where(y, p_dog, 1 - p_dog)
+    assert report["log_loss"] == pytest.approx(-np.mean(np.log(p_true)), rel=1e-5)
+    matrix = report["confusion_matrix"]["matrix"]
+    assert [sum(row) for row in matrix] == [7, 7]
+    assert matrix[1][1] == int(np.sum((p_dog >= 0.5) & y))
+    for key in ("precision", "recall", "f1", "roc_auc"):
+        assert 0.0 <= report[key] <= 1.0
+
+    assert report["refused"] == [
+        {
+            "source": "intake/2024/DOGS/scan.jpg",
+            "reason": "not_an_image",
+            "detail": "not a recognised image format",
+        }
+    ]
+    assert (report["refused_count"], report["unlabelled_count"]) == (1, 1)
+    assert report["model"]["version"] == classifier.version
+
+    with (plots / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 14 and {r["actual"] for r in rows} == {"cat", "dog"}
+    with (plots / "roc.csv").open() as handle:
+        roc = [(float(r["fpr"]), float(r["tpr"])) for r in csv.DictReader(handle)]
+    assert roc[0] == (0.0, 0.0) and roc[-1] == (1.0, 1.0)
+
+
+def test_checkpoint_in_pytorch_and_its_onnx_export_score_alike(tiny_models: TinyModels) -> None:
+    test_split = tiny_models.data / "test"
+    onnx_eval, onnx_model = evaluate_model(
+        str(tiny_models.good.onnx_path), test_split, batch_size=8
+    )
+    torch_eval, torch_model = evaluate_model(
+        str(tiny_models.good_checkpoint), test_split, batch_size=8
+    )
+    assert (onnx_model["runtime"], torch_model["runtime"]) == ("onnxruntime", "pytorch")
+    assert onnx_eval.sources == torch_eval.sources
+    np.testing.assert_allclose(onnx_eval.p_dog, torch_eval.p_dog, atol=1e-4)
+    assert onnx_eval.metrics["accuracy"] == torch_eval.metrics["accuracy"]
+
+
+def test_the_mirrored_model_scores_the_complement(tiny_models: TinyModels) -> None:
+    test_split = tiny_models.data / "test"
+    good, _ = evaluate_model(str(tiny_models.good.onnx_path), test_split, batch_size=32)
+    worse, _ = evaluate_model(str(tiny_models.worse.onnx_path), test_split, batch_size=32)
+    np.testing.assert_allclose(good.p_dog, 1 - worse.p_dog, atol=1e-5)
+    assert good.metrics["accuracy"] > 0.5 > worse.metrics["accuracy"]
+
+
+def test_a_folder_without_class_folders_is_a_clear_error(
+    tiny_models: TinyModels, tmp_path: Path
+) -> None:
+    (tmp_path / "holiday").mkdir()
+    shutil.copy(next((SAMPLES / "Cat").glob("*.jpg")), tmp_path / "holiday" / "1.jpg")
+    result = CliRunner().invoke(
+        app, ["evaluate", "--model", str(tiny_models.good.onnx_path), "--data", str(tmp_path)]
+    )
+    assert isinstance(result.exception, DataError)
+    assert "no photos in class folders" in result.exception.detail
