@@ -67,9 +67,10 @@ def test_evaluate_scores_raw_photos_and_lists_what_it_refused(
     assert report["accuracy"] == pytest.approx(np.mean((p_dog >= 0.5) == y))
     p_true = np.where(y, p_dog, 1 - p_dog)
     assert report["log_loss"] == pytest.approx(-np.mean(np.log(p_true)), rel=1e-5)
-    matrix = report["confusion_matrix"]["matrix"]
-    assert [sum(row) for row in matrix] == [7, 7]
-    assert matrix[1][1] == int(np.sum((p_dog >= 0.5) & y))
+    matrix = report["confusion_matrix"]
+    assert [sum(matrix[f"actual_{c}"].values()) for c in ("cat", "dog")] == [7, 7]
+    assert matrix["actual_dog"]["predicted_dog"] == int(np.sum((p_dog >= 0.5) & y))
+    assert matrix["actual_cat"]["predicted_dog"] == int(np.sum((p_dog >= 0.5) & ~y))
     for key in ("precision", "recall", "f1", "roc_auc"):
         assert 0.0 <= report[key] <= 1.0
 

@@ -137,11 +137,10 @@ class Evaluation:
             "f1": m["f1"],
             "roc_auc": m["roc_auc"],
             "log_loss": m["log_loss"],
+            # Named cells rather than a nested list: self-describing, and DVC diffs numbers.
             "confusion_matrix": {
-                "labels": ["cat", "dog"],
-                "rows": "true class",
-                "columns": "predicted class",
-                "matrix": [[m["tn"], m["fp"]], [m["fn"], m["tp"]]],
+                "actual_cat": {"predicted_cat": m["tn"], "predicted_dog": m["fp"]},
+                "actual_dog": {"predicted_cat": m["fn"], "predicted_dog": m["tp"]},
             },
         }
 

@@ -27,7 +27,6 @@ from catdog.errors import ExportError
 from catdog.model_store import MODEL_FILE, card_path
 from catdog.predictor import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
 from catdog.training.card import (
-    MODEL_NAME,
     ModelCard,
     Quantization,
     build_card,
@@ -212,7 +211,7 @@ def _registered_version(loaded: LoadedCheckpoint, register: bool) -> str | None:
         return str(known)
     run_id = loaded.extra.get("mlflow_run_id")
     if register and run_id:
-        return version_of_run(MODEL_NAME, str(run_id))
+        return version_of_run(str(run_id))
     return None
 
 

@@ -73,12 +73,12 @@ def client() -> MlflowClient:
     return MlflowClient()
 
 
-def version_of_run(name: str, run_id: str) -> str | None:
-    """The registered version a training run produced, if it registered one."""
+def version_of_run(run_id: str) -> str | None:
+    """The registered version a training run produced, whatever the model's name, if any."""
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
     try:
-        versions = client().search_model_versions(f"name='{name}' and run_id='{run_id}'")
+        versions = client().search_model_versions(f"run_id='{run_id}'")
     except MlflowException as exc:
         raise ModelError(f"cannot search the registry for run {run_id}: {exc.message}") from exc
     numbers = sorted(int(v.version) for v in versions)
