@@ -13,7 +13,6 @@ path, writes byte-identical files for the same weights, and gives the dynamic ba
 from __future__ import annotations
 
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,17 +25,19 @@ from torch import nn
 from catdog.errors import ExportError
 from catdog.model_store import MODEL_FILE, card_path
 from catdog.predictor import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
+from catdog.preprocess import Preprocessing
 from catdog.training.card import (
     ModelCard,
     Quantization,
     build_card,
     card_version,
     sha256_of,
+    write_card,
 )
-from catdog.training.card import write_card as write_card_file
 from catdog.training.checkpoint import LoadedCheckpoint, load_checkpoint
 from catdog.training.evaluate import (
     Evaluation,
+    PhotoSet,
     accuracy_points,
     evaluate,
     find_photos,
@@ -88,19 +89,17 @@ def export_onnx(model: nn.Module, size: int, path: Path) -> None:
     # A batch of 2: torch.export specialises dimensions of size 1, which would fix the batch.
     sample = torch.zeros(2, 3, size, size)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                head,
-                (sample,),
-                str(path),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamo=True,
-                dynamic_shapes=({0: torch.export.Dim("batch")},),
-                external_data=False,
-                verbose=False,
-            )
+        torch.onnx.export(
+            head,
+            (sample,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamo=True,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            external_data=False,
+            verbose=False,
+        )
     except Exception as exc:  # torch.export raises many untyped errors for unsupported models
         raise ExportError(f"torch.onnx.export failed: {exc}") from exc
 
@@ -230,14 +229,13 @@ def export_checkpoint(
     """
     loaded = load_checkpoint(checkpoint)
     preprocessing = loaded.preprocessing
-    stand_in = {"preprocessing": preprocessing.to_dict()}
     photos = find_photos(data)
     test_set = find_photos(split_or_root(data, "test"))
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         fp32_path = Path(tmp) / MODEL_FILE
         export_onnx(loaded.model, preprocessing.size, fp32_path)
-        fp32 = OnnxClassifier(fp32_path, card=stand_in)
+        fp32 = OnnxClassifier(fp32_path, card={"preprocessing": preprocessing.to_dict()})
         parity_arrays = load_arrays(photos.subset(params.parity_photos), preprocessing)
         parity = parity_max_abs_diff(loaded.model, fp32, parity_arrays, params.parity_tolerance)
         fp32_test = evaluate(fp32, test_set, batch_size=params.batch_size, description="fp32 test")
@@ -245,16 +243,10 @@ def export_checkpoint(
         int8_test: Evaluation | None = None
         if params.quantize:
             calibration_set = find_photos(split_or_root(data, "train"))
-            calibration = load_arrays(
-                calibration_set.subset(params.calibration_photos), preprocessing
+            int8_test, calibrated = _quantize_and_test(
+                fp32_path, preprocessing, calibration_set, test_set, params
             )
-            quantize_int8(fp32_path, Path(tmp) / INT8_FILE, calibration)
-            int8 = OnnxClassifier(Path(tmp) / INT8_FILE, card=stand_in)
-            int8_test = evaluate(
-                int8, test_set, batch_size=params.batch_size, description="int8 test"
-            )
-            quantization = int8_decision(fp32_test, int8_test, params, len(calibration))
-
+            quantization = int8_decision(fp32_test, int8_test, params, calibrated)
         registered = _registered_version(loaded, register)
         gflops = count_gflops(loaded.model, preprocessing.size)
         common: dict[str, Any] = {
@@ -271,6 +263,7 @@ def export_checkpoint(
             "quantization": quantization,
             "parity_max_abs_diff": parity,
             "parity_photos": len(parity_arrays),
+            "test_data": test_set.root,
         }
         onnx_path = _place(fp32_path, out_dir)
         card = _card(onnx_path, registered, loaded.metrics, fp32_test, quantized=False, **common)
@@ -294,6 +287,22 @@ def export_checkpoint(
     return ExportResult(onnx_path, card, int8_path, int8_card)
 
 
+def _quantize_and_test(
+    fp32_path: Path,
+    preprocessing: Preprocessing,
+    calibration_set: PhotoSet,
+    test_set: PhotoSet,
+    params: ExportParams,
+) -> tuple[Evaluation, int]:
+    """Write the int8 model beside the fp32 one; its test scores and the calibration count."""
+    calibration = load_arrays(calibration_set.subset(params.calibration_photos), preprocessing)
+    int8_path = fp32_path.with_name(INT8_FILE)
+    quantize_int8(fp32_path, int8_path, calibration)
+    int8 = OnnxClassifier(int8_path, card={"preprocessing": preprocessing.to_dict()})
+    scores = evaluate(int8, test_set, batch_size=params.batch_size, description="int8 test")
+    return scores, len(calibration)
+
+
 def _place(staged: Path, out_dir: Path) -> Path:
     """Move a checked file from staging into the export folder (same file system: atomic)."""
     return staged.replace(out_dir / staged.name)
@@ -305,16 +314,18 @@ def _card(
     training_metrics: dict[str, Any],
     test: Evaluation,
     *,
+    test_data: Path,
     quantized: bool,
     **common: Any,
 ) -> ModelCard:
+    """Write the card of one exported file: training's own metrics, and this file's on test."""
     card = build_card(
         onnx_path=onnx_path,
         version=card_version(registered, sha256_of(onnx_path)),
-        metrics={"training": training_metrics, "test": test.scores()},
+        metrics={"training": training_metrics, "test": test.scores(), "test_data": str(test_data)},
         quantized=quantized,
         registered_version=registered,
         **common,
     )
-    write_card_file(card, onnx_path)
+    write_card(card, onnx_path)
     return card
