@@ -8,7 +8,7 @@ and bare ONNX Runtime in this process on the same photos for both ONNX models (t
 Goals checked: reference >= 5x baseline, same model >= 1.5x, service >= 85% of bare ORT,
 p95 <= 100 ms, /ready <= 2 s, RSS <= 300 MB.
 
-Run: `python -m benchmarks.serving.compare` (full, about 4 minutes) or `--quick`.
+Run: `python -m benchmarks.serving.compare` (3 rounds, about 8 minutes) or `--quick` (1 round).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from benchmarks.serving.export_baseline import export
 from benchmarks.serving.harness import LoadPlan, baseline_spec, catdog_spec, measure
 from benchmarks.serving.photos import add_photo_arguments, photos_from_args
 from benchmarks.serving.results import Goal, print_goals, print_table, result_path, write_json
-from catdog.model_store import resolve_model
+from catdog.model_store import read_card, resolve_model
 
 BASELINE, SAME_MODEL, REFERENCE = "baseline", "catdog-resnet18", "catdog-reference"
 
@@ -85,6 +85,13 @@ def goals(
     ]
 
 
+def _card_summary(onnx_path: Path) -> dict[str, Any]:
+    """What the reference model is: the headline holds only if it is as accurate as a ResNet-18."""
+    card = read_card(onnx_path)
+    keys = ("name", "version", "architecture", "gflops", "metrics", "quantized")
+    return {key: card.get(key) for key in keys}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Export the baseline's network, measure the three servers and bare ORT, check the goals.
 
@@ -124,6 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "photos": len(photos),
         "photo_dir": str(photo_dir),
         "reference_model": str(reference),
+        "reference_card": _card_summary(reference),
         "servers": servers,
         "bare_ort": bare,
         "goals": [g.to_dict() for g in goals(servers, bare)],

@@ -5,6 +5,9 @@ what a user of that install relies on: torch absent, `import catdog.serving` and
 work without it, and `catdog serve` from that venv (reference model) answers /ready and classifies
 a real photo. Needs the package registry (pip); takes a minute or two.
 
+The size goal counts what the install adds to an empty venv (pip and setuptools, about 24 MiB,
+are in every venv) in MB of 10^6 bytes; the whole venv, as `du -sh` shows it, is reported beside.
+
 Run: `python -m benchmarks.serving.install_size`
 """
 
@@ -42,15 +45,17 @@ APP_CHECK = (
 )
 
 
-def tree_mb(root: Path) -> float:
-    """Disk usage of a folder in MiB, as `du` counts it (allocated blocks)."""
-    total = 0
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = Path(folder) / name
-            if not path.is_symlink():
-                total += path.lstat().st_blocks * 512
-    return total / (1024 * 1024)
+def tree_bytes(root: Path) -> int:
+    """Disk usage of a folder in bytes, as `du` counts it (allocated blocks, folders too)."""
+    total = root.lstat().st_blocks * 512
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            total += (Path(folder) / name).lstat().st_blocks * 512
+    return total
+
+
+def _mib(size: int) -> float:
+    return size / (1024 * 1024)
 
 
 def _run(command: Sequence[str], timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
@@ -100,26 +105,30 @@ def measure(python: str, keep: bool) -> dict[str, Any]:
         created = _run([python, "-m", "venv", str(venv)])
         if created.returncode != 0:
             raise RuntimeError(f"cannot create a venv with {python}: {created.stderr}")
-        empty_mb = tree_mb(venv)
+        empty = tree_bytes(venv)
         pip = [str(venv / "bin" / "pip"), "install", "-q", "-c", str(REPO_ROOT / "constraints.txt")]
         installed = _run([*pip, f"{REPO_ROOT}[serve]"], timeout_s=PIP_TIMEOUT_S)
         if installed.returncode != 0:
             raise RuntimeError(f"pip install failed:\n{installed.stderr[-3000:]}")
+        total = tree_bytes(venv)
         torch = _run([str(venv / "bin" / "pip"), "show", "torch"])
         app = _run([str(venv / "bin" / "python"), "-c", APP_CHECK])
         serving = _serves_a_photo(venv) if app.returncode == 0 else {}
         site = next((venv / "lib").glob("python*/site-packages"))
-        largest = sorted(((tree_mb(p), p.name) for p in site.iterdir() if p.is_dir()), reverse=True)
+        largest = sorted(
+            ((tree_bytes(p), p.name) for p in site.iterdir() if p.is_dir()), reverse=True
+        )
         return {
             "python": python,
-            "venv_mb": tree_mb(venv),
-            "empty_venv_mb": empty_mb,
-            "added_by_install_mb": tree_mb(venv) - empty_mb,
+            "venv_mib": _mib(total),
+            "empty_venv_mib": _mib(empty),
+            "serve_extra_mib": _mib(total - empty),
+            "serve_extra_mb": (total - empty) / 1e6,
             "torch_installed": torch.returncode == 0,
             "app_without_torch": app.returncode == 0 and app.stdout.strip() == "ok",
             "app_check_output": (app.stdout + app.stderr)[-2000:],
             "serving": serving,
-            "largest_packages_mb": {name: mb for mb, name in largest[:8]},
+            "largest_packages_mib": {name: _mib(size) for size, name in largest[:15]},
             "venv": str(venv) if keep else None,
         }
     finally:
@@ -132,7 +141,11 @@ def goals(result: dict[str, Any]) -> list[Goal]:
     answered = result["serving"].get("status_counts", {}).get("200", 0)
     return [
         Goal(
-            "serve extra installed alone (whole venv)", result["venv_mb"], "<=", SIZE_GOAL_MB, "MiB"
+            "serve extra installed alone (venv - empty venv)",
+            result["serve_extra_mb"],
+            "<=",
+            SIZE_GOAL_MB,
+            "MB",
         ),
         Goal(
             "torch absent from the serve install",
@@ -164,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print_table(
         "largest packages in the serve install",
         ["package", "MiB"],
-        list(result["largest_packages_mb"].items()),
+        list(result["largest_packages_mib"].items()),
     )
     print_goals("serve install", [Goal.from_dict(g) for g in result["goals"]])
     write_json(result_path("install", quick=args.quick), result)
