@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install demo test lint typecheck pytest lock clean
+.PHONY: install demo test lint typecheck pytest browser lock clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+# The web page is tested in a real headless Chromium: Debian's packages, installed only when missing.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y chromium chromium-driver; \
+	fi
+
+pytest: install browser
 	$(BIN)/pytest
 
 test: lint typecheck pytest

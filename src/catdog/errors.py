@@ -97,3 +97,38 @@ class ExportError(CatdogError):
 
     reason = "export_failed"
     exit_code = 8
+
+
+class ServiceError(CatdogError):
+    """The inference service refuses a request, or a check against a running service fails."""
+
+    reason = "service_error"
+    exit_code = 9
+    http_status = 400
+
+
+class ServiceUnavailableError(ServiceError):
+    """Not now: queue full, request timed out, model not ready. Answered 503 with Retry-After."""
+
+    reason = "unavailable"
+    http_status = 503
+
+
+class RequestRefusedError(ServiceError):
+    """A well-formed request the service will not do as asked (too many files, bad reload)."""
+
+    reason = "bad_request"
+    http_status = 422
+
+
+class AccessDeniedError(ServiceError):
+    """An admin request without the right bearer token, or admin disabled (no token set)."""
+
+    reason = "forbidden"
+    http_status = 403
+
+
+class SmokeTestError(ServiceError):
+    """`catdog smoke` found a deployed service that does not work end to end."""
+
+    reason = "smoke_failed"

@@ -34,9 +34,16 @@ class OnnxClassifier:
     """Load an ONNX export and its card once; classify arrays, bytes or files many times."""
 
     def __init__(
-        self, onnx_path: Path, *, threads: int | None = None, card: dict[str, Any] | None = None
+        self,
+        onnx_path: Path,
+        *,
+        threads: int | None = None,
+        card: dict[str, Any] | None = None,
+        spinning: bool = True,
     ) -> None:
-        """`card` stands in for the card file: export tests a model before writing its card."""
+        """`card` stands in for the card file: export tests a model before writing its card.
+        `spinning=False` stops idle ONNX Runtime threads from busy-waiting, which leaves the CPU
+        to the service's decoding threads between batches."""
         import onnxruntime as ort  # noqa: PLC0415 - keeps `catdog --help` fast
 
         self.path = onnx_path
@@ -51,6 +58,8 @@ class OnnxClassifier:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(onnx_path), options, providers=["CPUExecutionProvider"]

@@ -1,0 +1,1 @@
+"""The inference service: FastAPI + ONNX Runtime, micro-batched, no torch."""

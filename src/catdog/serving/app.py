@@ -1,0 +1,64 @@
+"""The app factory: one FastAPI app per call, its state on `app.state`, nothing global.
+
+`uvicorn --factory catdog.serving.app:create_app` (what `catdog serve --workers N` runs in each
+worker) builds it from the CATDOG_* environment; tests pass their own Settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from catdog import __version__
+from catdog.serving.error_handlers import install_error_handlers
+from catdog.serving.log import configure_logging
+from catdog.serving.metrics import ServiceMetrics
+from catdog.serving.middleware import RequestContextMiddleware, UploadGuardMiddleware
+from catdog.serving.routes import admin, health, page, predict
+from catdog.serving.service import InferenceService
+from catdog.serving.settings import Settings, load_settings
+
+# Multipart framing around a file: boundaries, headers, the filename.
+MULTIPART_OVERHEAD = 64 * 1024
+
+DESCRIPTION = """Tells cats from dogs in photos. Every refusal is JSON:
+`{"error": reason, "detail": ...}`; a 503 carries `Retry-After`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service: routes, error handlers, middleware, and the lifespan that loads the
+    model in the background and stops the batch worker after the server drained."""
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    metrics = ServiceMetrics()
+    service = InferenceService(settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="catdog", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = service
+    for module in (predict, health, admin, page):
+        app.include_router(module.router)
+    install_error_handlers(app, metrics=metrics, retry_after_s=settings.retry_after_s)
+    one_file = settings.max_upload_bytes + MULTIPART_OVERHEAD
+    app.add_middleware(
+        UploadGuardMiddleware,
+        limits={
+            "/predict": one_file,
+            "/predict/batch": one_file * settings.max_batch_files,
+        },
+        admission=service.admission,
+        metrics=metrics,
+        retry_after_s=settings.retry_after_s,
+    )
+    # Added last, so outermost: it sees (and logs) the guard's refusals too.
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app

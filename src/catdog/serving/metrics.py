@@ -1,0 +1,72 @@
+"""The service's Prometheus metrics, on a registry of its own (one per app, so tests can build
+many apps in one process). Names are stable: dashboards and alerts are built on them.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+class ServiceMetrics:
+    """Request, batching, prediction and model metrics of one service instance."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "catdog_requests", "HTTP requests answered.", ["route", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "catdog_request_latency_seconds",
+            "Time from request to response.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "catdog_batch_size", "Images per model run.", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.inference = Histogram(
+            "catdog_inference_seconds",
+            "Time of one model run (a whole batch).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "catdog_queue_depth", "Images decoded and waiting for the model.", registry=r
+        )
+        self.in_flight = Gauge(
+            "catdog_images_in_flight", "Images admitted and not yet answered.", registry=r
+        )
+        self.predictions = Counter(
+            "catdog_predictions", "Images classified, by label.", ["label"], registry=r
+        )
+        self.confidence = Histogram(
+            "catdog_prediction_confidence",
+            "Confidence of each answer (the top probability).",
+            ["label"],
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        self.refusals = Counter(
+            "catdog_refusals", "Images or requests refused, by reason.", ["reason"], registry=r
+        )
+        self.model_info = Gauge(
+            "catdog_model_info",
+            "The model being served (value 1).",
+            ["name", "version"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "catdog_model_reloads", "Model reloads, by outcome.", ["outcome"], registry=r
+        )
+        self.ready = Gauge("catdog_ready", "1 when a warmed model is serving.", registry=r)
+
+    def set_model(self, name: str, version: str) -> None:
+        """Point catdog_model_info at the model now served (one series with value 1)."""
+        self.model_info.clear()
+        self.model_info.labels(name=name, version=version).set(1)

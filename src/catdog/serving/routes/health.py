@@ -1,0 +1,39 @@
+"""Liveness, readiness, the model card and the Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from catdog.serving.deps import ServiceDep
+from catdog.serving.schemas import ErrorOut, ModelCard, StatusOut
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health")
+async def health() -> StatusOut:
+    """Liveness: the process answers. Restart it when this fails, not when /ready does."""
+    return StatusOut(status="ok")
+
+
+@router.get("/ready", responses={503: {"model": ErrorOut, "description": "Not ready yet."}})
+async def ready(service: ServiceDep) -> StatusOut:
+    """Readiness: 200 once a warmed model serves; 503 (reason `not_ready`) before that."""
+    model = service.models.current
+    return StatusOut(status="ready", model_version=model.version)
+
+
+@router.get("/model", responses={503: {"model": ErrorOut, "description": "Not ready yet."}})
+async def model_card(service: ServiceDep) -> ModelCard:
+    """The card of the model being served: version, metrics, preprocessing, provenance."""
+    card: dict[str, Any] = service.models.current.card
+    return card
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(service: ServiceDep) -> Response:
+    """Prometheus text format, this worker's series."""
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,71 @@
+"""The JSON the service answers with; also what /docs shows a client developer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorOut(BaseModel):
+    """Every refusal: a stable machine-readable reason and a sentence for a person."""
+
+    error: str = Field(examples=["not_an_image"])
+    detail: str = Field(examples=["not a recognised image format"])
+
+
+class PredictionOut(BaseModel):
+    """One photo's answer."""
+
+    label: str = Field(examples=["cat"])
+    confidence: float = Field(ge=0, le=1, examples=[0.97])
+    probabilities: dict[str, float] = Field(examples=[{"cat": 0.97, "dog": 0.03}])
+    prediction_id: str = Field(description="Quote it to find this answer in the logs.")
+    model_version: str
+    latency_ms: float = Field(description="Time in the service, decoding included.")
+    batch_size: int = Field(description="Images that shared this model run.")
+
+
+class FilePrediction(PredictionOut):
+    """A /predict/batch file that was classified."""
+
+    filename: str | None
+
+
+class FileError(ErrorOut):
+    """A /predict/batch file that was refused, with the status it alone would have got."""
+
+    filename: str | None
+    status: int = Field(examples=[422])
+
+
+class BatchOut(BaseModel):
+    """One entry per uploaded file, in upload order."""
+
+    results: list[FilePrediction | FileError]
+    latency_ms: float
+
+
+class ReloadIn(BaseModel):
+    """What to serve next: a path, a directory, a models:/ or runs:/ URI; null = reference."""
+
+    model: str | None = Field(examples=["models:/catdog@champion", "models/model.onnx"])
+
+
+class ReloadOut(BaseModel):
+    """The swap that happened."""
+
+    model_version: str
+    previous_version: str | None
+    model: str | None
+    workers: str = Field(description="Whether other worker processes follow, and how.")
+
+
+class StatusOut(BaseModel):
+    """Liveness and readiness answers."""
+
+    status: str = Field(examples=["ok"])
+    model_version: str | None = None
+
+
+ModelCard = dict[str, Any]

@@ -1,0 +1,113 @@
+"""One worker's inference service: uploads in, answers out, everything off the event loop.
+
+Routes stay thin and call `classify`/`classify_many`; this is where admission, decoding in the
+thread pool, batching, the per-request timeout and the prediction metrics meet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+
+from catdog.errors import CatdogError, ServiceUnavailableError
+from catdog.predictor import Prediction
+from catdog.serving.batching import Admission, MicroBatcher
+from catdog.serving.metrics import ServiceMetrics
+from catdog.serving.model_slot import ModelSlot
+from catdog.serving.settings import Settings
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One image's prediction and where it came from."""
+
+    prediction: Prediction
+    model_version: str
+    batch_size: int
+
+
+class InferenceService:
+    """Admission, decoding, batching and the served model of one worker process."""
+
+    def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        ort_threads, decode_threads = settings.threads_per_worker()
+        self.admission = Admission(settings.queue_size, metrics)
+        self.batcher = MicroBatcher(
+            max_batch=settings.max_batch,
+            max_wait_s=settings.max_wait_ms / 1000,
+            capacity=settings.queue_size,
+            metrics=metrics,
+        )
+        self.models = ModelSlot(
+            settings.model,
+            threads=ort_threads,
+            metrics=metrics,
+            spinning=settings.ort_spinning,
+            reload_file=settings.reload_file,
+        )
+        self._decoder = ThreadPoolExecutor(decode_threads, thread_name_prefix="catdog-decode")
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Start batching and load the model in the background: /health answers at once and
+        /ready turns 200 when the model is warm."""
+        self.batcher.start()
+        self._tasks = [
+            asyncio.create_task(self.models.load_initial(), name="catdog-load"),
+            asyncio.create_task(self.models.follow(), name="catdog-follow"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop background work; called after the server drained the requests in flight."""
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.batcher.stop()
+        self._decoder.shutdown(wait=False, cancel_futures=True)
+
+    async def classify(self, data: bytes) -> Answer:
+        """Classify one upload, or raise a CatdogError (refused image, 503 overload/timeout)."""
+        with self.admission.admit(1):
+            return await self._classify_in_time(data)
+
+    async def classify_many(self, uploads: list[bytes]) -> list[Answer | CatdogError]:
+        """Classify several uploads together; each gets its answer or its own error, in order."""
+        with self.admission.admit(len(uploads)):
+            results = await asyncio.gather(
+                *(self._classify_in_time(data) for data in uploads), return_exceptions=True
+            )
+        out: list[Answer | CatdogError] = []
+        for result in results:
+            if isinstance(result, Answer | CatdogError):
+                out.append(result)
+            else:
+                raise result
+        return out
+
+    async def _classify_in_time(self, data: bytes) -> Answer:
+        try:
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                return await self._classify(data)
+        except TimeoutError:
+            limit = self.settings.request_timeout_s
+            raise ServiceUnavailableError(
+                f"no answer within {limit:g} s (CATDOG_REQUEST_TIMEOUT_S)", reason="timeout"
+            ) from None
+
+    async def _classify(self, data: bytes) -> Answer:
+        model = self.models.current
+        loop = asyncio.get_running_loop()
+        image = await loop.run_in_executor(
+            self._decoder, partial(model.prepare, data, max_pixels=self.settings.max_pixels)
+        )
+        scored = await self.batcher.submit(model, image)
+        prediction = model.to_prediction(scored.probabilities)
+        self.metrics.predictions.labels(label=prediction.label).inc()
+        self.metrics.confidence.labels(label=prediction.label).observe(prediction.confidence)
+        return Answer(prediction, model.version, scored.batch_size)

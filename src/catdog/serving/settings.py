@@ -1,0 +1,100 @@
+"""Every knob of the service, read once from the environment (CATDOG_*) by pydantic-settings.
+
+`catdog serve` options override the same fields, so a flag, an env var and a container's
+environment all mean one thing. Defaults suit a small CPU machine; the README lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from catdog.errors import ConfigError
+from catdog.preprocess import DEFAULT_MAX_PIXELS
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (respects taskset/cpusets, unlike os.cpu_count)."""
+    return len(os.sched_getaffinity(0)) or 1
+
+
+class Settings(BaseSettings):
+    """The inference service's configuration (env prefix CATDOG_)."""
+
+    model_config = SettingsConfigDict(env_prefix="CATDOG_", extra="ignore", frozen=True)
+
+    model: str | None = Field(
+        default=None,
+        description="Path, directory or models:/ runs:/ URI; unset serves the reference model.",
+    )
+    host: str = Field(
+        default="127.0.0.1", description="Interface to bind (0.0.0.0 in a container)."
+    )
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, description="Processes, each with its own model copy.")
+    max_batch: int = Field(
+        default=8, ge=1, description="Most images run through the model at once."
+    )
+    max_wait_ms: float = Field(
+        default=2.0, ge=0, description="How long a batch waits for company once it has one image."
+    )
+    queue_size: int = Field(
+        default=64, ge=1, description="Images admitted per worker; beyond it, an immediate 503."
+    )
+    request_timeout_s: float = Field(
+        default=10.0, gt=0, description="An image not answered by then gets 503 `timeout`."
+    )
+    max_upload_mb: float = Field(default=10.0, gt=0, description="Largest file accepted, in MiB.")
+    max_pixels: int = Field(
+        default=DEFAULT_MAX_PIXELS, ge=1, description="Decompression-bomb limit."
+    )
+    max_batch_files: int = Field(default=16, ge=1, description="Most files per /predict/batch.")
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token for /admin/*; unset disables the admin endpoints."
+    )
+    log_level: LogLevel = "info"
+    ort_threads: int = Field(
+        default=0, ge=0, description="ONNX Runtime intra-op threads; 0 = cores // workers."
+    )
+    ort_spinning: bool = Field(
+        default=False,
+        description="Let idle ONNX Runtime threads busy-wait (faster alone, slower beside decode).",
+    )
+    decode_threads: int = Field(
+        default=0, ge=0, description="Threads decoding uploads; 0 = cores // workers (at least 1)."
+    )
+    retry_after_s: int = Field(default=1, ge=0, description="Retry-After sent with every 503.")
+    reload_file: Path | None = Field(
+        default=None,
+        description="Shared file through which a reload reaches every worker; "
+        "`catdog serve --workers N` sets it, one worker needs none.",
+    )
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The upload limit in bytes."""
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def threads_per_worker(self) -> tuple[int, int]:
+        """(ONNX Runtime threads, decode threads) for one worker: the cores shared out."""
+        share = max(1, available_cores() // self.workers)
+        return (self.ort_threads or share, self.decode_threads or share)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, `overrides` (command-line options) winning; a bad value
+    is a ConfigError naming its variable, not a pydantic traceback."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CATDOG_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"bad service settings: {problems}") from exc

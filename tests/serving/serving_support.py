@@ -1,0 +1,175 @@
+"""Helpers for the service's tests: tiny real ONNX models, apps in process, real servers.
+
+Mechanics (batching, errors, reload) run on tiny ONNX models built here with `onnx.helper`:
+channel means -> Gemm -> Softmax, so a red photo is a cat and a blue one a dog, whatever was
+trained. "The right answer" tests use the model the service serves by default (the shipped
+reference model), on real photos.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from catdog.preprocess import Preprocessing
+from catdog.serving.app import create_app
+from catdog.serving.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "samples" / "petimages"
+READY_TIMEOUT_S = 20.0
+
+
+def write_tiny_model(
+    folder: Path, *, version: str = "tiny-1", size: int = 32, swap: bool = False
+) -> Path:
+    """A real ONNX classifier: red-heavy photos are cats, blue-heavy are dogs (`swap` flips)."""
+    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
+
+    weights = np.array([[4.0, -4.0], [0.0, 0.0], [-4.0, 4.0]], dtype=np.float32)
+    if swap:
+        weights = weights[:, ::-1].copy()
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["image"], ["means"], axes=[2, 3], keepdims=0),
+            helper.make_node("Gemm", ["means", "weights", "bias"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])],
+        [
+            numpy_helper.from_array(weights, "weights"),
+            numpy_helper.from_array(np.zeros(2, dtype=np.float32), "bias"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    card = {
+        "name": "tiny",
+        "version": version,
+        "architecture": "channel_means",
+        "preprocessing": Preprocessing(size=size).to_dict(),
+        "metrics": {},
+    }
+    (folder / "model.card.json").write_text(json.dumps(card), encoding="utf-8")
+    return path
+
+
+def encode(img: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
+    """An image as the bytes of a file in `fmt`."""
+    buf = io.BytesIO()
+    img.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def solid(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
+    """A JPEG of one colour: red is a cat and blue a dog for the tiny models."""
+    return encode(Image.new("RGB", size, color))
+
+
+RED = (220, 40, 40)
+BLUE = (40, 40, 220)
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An app in this process, started (lifespan), ready, with a client bound to it."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        service = app.state.service
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not service.models.ready:
+            if service.models.load_error is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"model not ready: {service.models.load_error}")
+            await asyncio.sleep(0.01)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://catdog.test") as client:
+            yield client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A `catdog serve` subprocess on 127.0.0.1."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def run_server(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, wait_ready: bool = True
+) -> Iterator[Server]:
+    """Start `catdog serve` on a free port, wait for /ready, always stop it (SIGTERM, SIGKILL)."""
+    port = free_port()
+    log = tmp_path / f"server-{port}.log"
+    environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "catdog.cli", "serve", "--port", str(port), *args],
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        if wait_ready:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while True:
+                assert process.poll() is None, f"server exited:\n{server.output()}"
+                assert time.monotonic() < deadline, f"not ready:\n{server.output()}"
+                try:
+                    if httpx.get(f"{server.url}/ready", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.05)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def catdog_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `catdog ARGS...` as a user would, in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-m", "catdog.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

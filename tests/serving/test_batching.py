@@ -1,0 +1,122 @@
+"""Micro-batching: concurrent requests share a model run; a full queue is an immediate 503;
+an image not answered in time is a 503 `timeout`; a batch never mixes two models."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from serving_support import BLUE, RED, serving, solid
+
+from catdog.predictor import OnnxClassifier
+from catdog.serving.batching import MicroBatcher
+from catdog.serving.metrics import ServiceMetrics
+from catdog.serving.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+def metric(text: str, name: str) -> float:
+    """One sample's value from Prometheus text."""
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert found, f"{name} not in /metrics"
+    return float(found.group(1))
+
+
+async def test_concurrent_requests_share_one_batch(tiny_model: Path) -> None:
+    n = 6
+    # A long wait and a batch of exactly n: the batch runs as soon as the n-th request arrives.
+    settings = Settings(model=str(tiny_model), max_batch=n, max_wait_ms=5_000)
+    photos = [solid(RED if i % 2 else BLUE) for i in range(n)]
+    async with serving(settings) as client:
+        started = time.perf_counter()
+        responses = await asyncio.gather(
+            *(
+                client.post("/predict", files={"file": (f"{i}.jpg", p)})
+                for i, p in enumerate(photos)
+            )
+        )
+        elapsed = time.perf_counter() - started
+        metrics = (await client.get("/metrics")).text
+    assert [r.status_code for r in responses] == [200] * n
+    assert [r.json()["batch_size"] for r in responses] == [n] * n
+    assert [r.json()["label"] for r in responses] == ["dog", "cat"] * (n // 2)
+    assert elapsed < 4, "the full batch should not wait for max_wait_ms"
+    assert metric(metrics, "catdog_batch_size_count") == 1
+    assert metric(metrics, "catdog_batch_size_sum") == n
+
+
+async def test_a_lone_request_waits_at_most_max_wait(tiny_model: Path) -> None:
+    settings = Settings(model=str(tiny_model), max_batch=8, max_wait_ms=300)
+    async with serving(settings) as client:
+        started = time.perf_counter()
+        response = await client.post("/predict", files={"file": ("red.jpg", solid(RED))})
+        elapsed = time.perf_counter() - started
+    assert response.json()["batch_size"] == 1
+    assert 0.3 <= elapsed < 2
+
+
+async def test_full_queue_answers_503_at_once_with_retry_after(tiny_model: Path) -> None:
+    settings = Settings(
+        model=str(tiny_model), max_batch=8, max_wait_ms=1_000, queue_size=2, retry_after_s=3
+    )
+    async with serving(settings) as client:
+        held = [
+            asyncio.create_task(client.post("/predict", files={"file": ("a.jpg", solid(RED))}))
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0.2)  # both are admitted and waiting for company
+        started = time.perf_counter()
+        refused = await client.post("/predict", files={"file": ("b.jpg", solid(RED))})
+        refused_batch = await client.post(
+            "/predict/batch", files=[("files", ("c.jpg", solid(RED)))]
+        )
+        refused_after = time.perf_counter() - started
+        answered = await asyncio.gather(*held)
+        after = await client.post("/predict", files={"file": ("d.jpg", solid(RED))})
+        metrics = (await client.get("/metrics")).text
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "overloaded"
+    assert refused.headers["retry-after"] == "3"
+    assert refused_batch.status_code == 503
+    assert refused_after < 0.5, "an overloaded service must refuse at once, not queue"
+    assert [r.status_code for r in answered] == [200, 200]
+    assert after.status_code == 200
+    assert metric(metrics, 'catdog_refusals_total{reason="overloaded"}') == 2
+
+
+async def test_an_image_not_answered_in_time_is_a_503_timeout(tiny_model: Path) -> None:
+    settings = Settings(
+        model=str(tiny_model), max_batch=8, max_wait_ms=2_000, request_timeout_s=0.2
+    )
+    async with serving(settings) as client:
+        started = time.perf_counter()
+        response = await client.post("/predict", files={"file": ("red.jpg", solid(RED))})
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 503
+    assert response.json()["error"] == "timeout"
+    assert "retry-after" in response.headers
+    assert elapsed < 1.5
+
+
+async def test_batcher_never_mixes_models(tiny_model: Path, tiny_model_v2: Path) -> None:
+    one, two = OnnxClassifier(tiny_model), OnnxClassifier(tiny_model_v2)
+    batcher = MicroBatcher(max_batch=8, max_wait_s=0.2, capacity=16, metrics=ServiceMetrics())
+    batcher.start()
+    try:
+        red_one = one.prepare(solid(RED))
+        red_two = two.prepare(solid(RED))
+        results = await asyncio.gather(
+            batcher.submit(one, red_one),
+            batcher.submit(two, red_two),
+            batcher.submit(one, red_one),
+        )
+    finally:
+        await batcher.stop()
+    assert [r.batch_size for r in results] == [2, 1, 2]
+    # The second model calls red a dog: each image ran on its own model.
+    assert [int(np.argmax(r.probabilities)) for r in results] == [0, 1, 0]

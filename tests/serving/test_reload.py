@@ -1,0 +1,129 @@
+"""POST /admin/reload: bearer token, atomic swap, requests in flight finish on the old model,
+a bad model is refused and the old one keeps serving, other workers follow."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from serving_support import RED, serving, solid
+
+from catdog.serving.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def test_admin_is_disabled_without_a_configured_token(tiny_model: Path) -> None:
+    async with serving(Settings(model=str(tiny_model))) as client:
+        response = await client.post("/admin/reload", json={"model": None}, headers=AUTH)
+    assert response.status_code == 403
+    assert response.json()["error"] == "admin_disabled"
+
+
+async def test_admin_needs_the_right_bearer_token(tiny_model: Path) -> None:
+    async with serving(Settings(model=str(tiny_model), api_token=TOKEN)) as client:
+        missing = await client.post("/admin/reload", json={"model": str(tiny_model)})
+        wrong = await client.post(
+            "/admin/reload",
+            json={"model": str(tiny_model)},
+            headers={"Authorization": "Bearer guess"},
+        )
+    assert missing.status_code == 401
+    assert missing.json()["error"] == "no_token"
+    assert wrong.status_code == 403
+    assert wrong.json()["error"] == "bad_token"
+
+
+async def test_reload_swaps_the_model(tiny_model: Path, tiny_model_v2: Path) -> None:
+    async with serving(Settings(model=str(tiny_model), api_token=TOKEN)) as client:
+        before = await client.post("/predict", files={"file": ("red.jpg", solid(RED))})
+        reload = await client.post(
+            "/admin/reload", json={"model": str(tiny_model_v2.parent)}, headers=AUTH
+        )
+        after = await client.post("/predict", files={"file": ("red.jpg", solid(RED))})
+        card = (await client.get("/model")).json()
+        metrics = (await client.get("/metrics")).text
+    assert reload.status_code == 200, reload.text
+    assert reload.json()["model_version"] == "tiny-2"
+    assert reload.json()["previous_version"] == "tiny-1"
+    assert (before.json()["model_version"], before.json()["label"]) == ("tiny-1", "cat")
+    assert (after.json()["model_version"], after.json()["label"]) == ("tiny-2", "dog")
+    assert card["version"] == "tiny-2"
+    assert 'catdog_model_info{name="tiny",version="tiny-2"} 1.0' in metrics
+    assert 'version="tiny-1"' not in metrics
+
+
+async def test_a_bad_model_is_refused_and_the_old_one_keeps_serving(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.onnx").write_bytes(b"not onnx")
+    (broken / "model.card.json").write_text('{"version": "x", "preprocessing": {"size": 32}}')
+    async with serving(Settings(model=str(tiny_model), api_token=TOKEN)) as client:
+        missing = await client.post(
+            "/admin/reload", json={"model": str(tmp_path / "nowhere.onnx")}, headers=AUTH
+        )
+        unloadable = await client.post("/admin/reload", json={"model": str(broken)}, headers=AUTH)
+        still = await client.post("/predict", files={"file": ("red.jpg", solid(RED))})
+    for response in (missing, unloadable):
+        assert response.status_code == 422
+        assert response.json()["error"] == "bad_model"
+    assert still.json()["model_version"] == "tiny-1"
+
+
+async def test_requests_in_flight_finish_on_the_model_they_started_on(
+    tiny_model: Path, tiny_model_v2: Path
+) -> None:
+    settings = Settings(model=str(tiny_model), api_token=TOKEN, max_batch=8, max_wait_ms=500)
+    async with serving(settings) as client:
+        in_flight = asyncio.create_task(
+            client.post("/predict", files={"file": ("red.jpg", solid(RED))})
+        )
+        await asyncio.sleep(0.1)  # decoded for tiny-1 (32 px), now waiting in the batcher
+        reload = await client.post(
+            "/admin/reload", json={"model": str(tiny_model_v2)}, headers=AUTH
+        )
+        after = await client.post("/predict", files={"file": ("red.jpg", solid(RED))})
+        first = await in_flight
+    assert reload.status_code == 200
+    assert first.status_code == 200
+    assert first.json()["model_version"] == "tiny-1"
+    assert after.json()["model_version"] == "tiny-2"
+
+
+async def test_other_workers_follow_a_reload(
+    tiny_model: Path, tiny_model_v2: Path, tmp_path: Path
+) -> None:
+    """Two apps sharing a generation file stand for two worker processes."""
+    shared = tmp_path / "generation.json"
+    settings = Settings(model=str(tiny_model), api_token=TOKEN, reload_file=shared)
+    async with serving(settings) as one, serving(settings) as two:
+        reload = await one.post("/admin/reload", json={"model": str(tiny_model_v2)}, headers=AUTH)
+        assert reload.status_code == 200
+        assert "follow" in reload.json()["workers"]
+        deadline = time.monotonic() + 5
+        version = ""
+        while version != "tiny-2" and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            version = (await two.get("/model")).json()["version"]
+        mine = (await one.get("/model")).json()["version"]
+    assert version == "tiny-2", "the other worker did not follow the reload"
+    assert mine == "tiny-2"
+
+
+async def test_a_new_worker_starts_on_the_reloaded_model(
+    tiny_model: Path, tiny_model_v2: Path, tmp_path: Path
+) -> None:
+    """A worker (re)started after a reload serves what the others serve, not CATDOG_MODEL."""
+    shared = tmp_path / "generation.json"
+    settings = Settings(model=str(tiny_model), api_token=TOKEN, reload_file=shared)
+    async with serving(settings) as one:
+        await one.post("/admin/reload", json={"model": str(tiny_model_v2)}, headers=AUTH)
+    async with serving(settings) as restarted:
+        assert (await restarted.get("/model")).json()["version"] == "tiny-2"

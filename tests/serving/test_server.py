@@ -1,0 +1,147 @@
+"""`catdog serve` as a real process: SIGTERM drains, reload under load drops nothing, several
+workers follow a reload, no torch in the serving process, `catdog smoke` against it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from serving_support import RED, Server, catdog_cli, run_server, solid
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "integration-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def post_photo(url: str, photo: bytes, timeout: float = 10) -> httpx.Response:
+    return httpx.post(f"{url}/predict", files={"file": ("photo.jpg", photo)}, timeout=timeout)
+
+
+def test_sigterm_finishes_requests_in_flight_and_exits_0(tmp_path: Path, tiny_model: Path) -> None:
+    env = {"CATDOG_MAX_WAIT_MS": "1500", "CATDOG_MAX_BATCH": "8"}
+    with run_server(tmp_path, "--model", str(tiny_model), env=env) as server:
+        answers: list[httpx.Response] = []
+        request = threading.Thread(
+            target=lambda: answers.append(post_photo(server.url, solid(RED)))
+        )
+        request.start()
+        time.sleep(0.4)  # admitted, decoded, waiting 1.5 s for company in the batcher
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{server.url}/health", timeout=1)
+        request.join(10)
+        code = server.process.wait(15)
+    assert [a.status_code for a in answers] == [200], server.output()
+    assert answers[0].json()["label"] == "cat"
+    assert code == 0, server.output()
+
+
+def test_reload_under_load_fails_no_request(
+    tmp_path: Path, tiny_model: Path, tiny_model_v2: Path
+) -> None:
+    env = {"CATDOG_API_TOKEN": TOKEN, "CATDOG_MAX_WAIT_MS": "5"}
+    statuses: list[int] = []
+    versions: set[str] = set()
+    lock = threading.Lock()
+
+    def client_loop() -> None:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for _ in range(30):
+                response = client.post("/predict", files={"file": ("r.jpg", solid(RED))})
+                with lock:
+                    statuses.append(response.status_code)
+                    if response.status_code == 200:
+                        versions.add(response.json()["model_version"])
+
+    with run_server(tmp_path, "--model", str(tiny_model), env=env) as server:
+        clients = [threading.Thread(target=client_loop) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        reloads = []
+        for target in (tiny_model_v2, tiny_model, tiny_model_v2, tiny_model, tiny_model_v2):
+            time.sleep(0.05)
+            reloads.append(
+                httpx.post(
+                    f"{server.url}/admin/reload",
+                    json={"model": str(target)},
+                    headers=AUTH,
+                    timeout=30,
+                ).status_code
+            )
+        for thread in clients:
+            thread.join(60)
+    assert reloads == [200] * 5
+    assert len(statuses) == 120
+    assert set(statuses) == {200}, f"failed during reloads: {sorted(set(statuses))}"
+    assert versions == {"tiny-1", "tiny-2"}
+
+
+def test_every_worker_follows_a_reload(
+    tmp_path: Path, tiny_model: Path, tiny_model_v2: Path
+) -> None:
+    env = {"CATDOG_API_TOKEN": TOKEN}
+
+    def loads_of_v2(server: Server) -> int:
+        lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+        return sum(
+            line.get("event") == "model_loaded" and line.get("model_version") == "tiny-2"
+            for line in lines
+        )
+
+    with run_server(tmp_path, "--model", str(tiny_model), "--workers", "2", env=env) as server:
+        reload = httpx.post(
+            f"{server.url}/admin/reload", json={"model": str(tiny_model_v2)}, headers=AUTH
+        )
+        # The other worker polls the shared generation file every second.
+        deadline = time.monotonic() + 6
+        while loads_of_v2(server) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # A fresh connection per request, so that both workers may answer.
+        seen = {
+            httpx.get(f"{server.url}/model", headers={"Connection": "close"}).json()["version"]
+            for _ in range(10)
+        }
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(15)
+    assert reload.status_code == 200
+    assert loads_of_v2(server) == 2, "each of the 2 workers must load the new model once"
+    assert seen == {"tiny-2"}
+    assert code == 0, server.output()
+
+
+def test_smoke_passes_against_a_live_server_that_never_loads_torch(
+    tmp_path: Path, reference_model: Path
+) -> None:
+    with run_server(tmp_path, env={"CATDOG_MODEL": str(reference_model)}) as server:
+        maps = Path(f"/proc/{server.process.pid}/maps").read_text()
+        smoke = catdog_cli("smoke", "--url", server.url, "--wait", "5")
+    assert "onnxruntime" in maps
+    assert "libtorch" not in maps, "the serving process must not load torch"
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    assert "classifies a cat photo" in smoke.stderr
+
+
+def test_smoke_fails_against_a_wrong_model_or_no_server(
+    tmp_path: Path, tiny_model_v2: Path
+) -> None:
+    with run_server(tmp_path, "--model", str(tiny_model_v2)) as server:
+        wrong = catdog_cli("smoke", "--url", server.url, "--wait", "5")
+    nothing = catdog_cli("smoke", "--url", server.url, "--wait", "0")
+    assert wrong.returncode == 9, wrong.stderr
+    assert "FAIL classifies a cat photo" in wrong.stderr
+    assert "ok   refuses a broken file" in wrong.stderr
+    assert nothing.returncode == 9
+    assert "smoke_failed" in nothing.stderr
+
+
+def test_serve_refuses_a_missing_model_at_once(tmp_path: Path) -> None:
+    result = catdog_cli("serve", "--model", str(tmp_path / "none.onnx"))
+    assert result.returncode == 6
+    assert "model not found" in result.stderr
