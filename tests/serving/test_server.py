@@ -4,6 +4,7 @@ workers follow a reload, no torch in the serving process, `catdog smoke` against
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 import time
@@ -104,15 +105,25 @@ def test_every_worker_follows_a_reload(
         while loads_of_v2(server) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         # A fresh connection per request, so that both workers may answer.
+        fresh = {"Connection": "close"}
         seen = {
-            httpx.get(f"{server.url}/model", headers={"Connection": "close"}).json()["version"]
-            for _ in range(10)
+            httpx.get(f"{server.url}/model", headers=fresh).json()["version"] for _ in range(10)
         }
+        for _ in range(6):
+            httpx.post(
+                f"{server.url}/predict", files={"file": ("r.jpg", solid(RED))}, headers=fresh
+            )
+        scrapes = [httpx.get(f"{server.url}/metrics", headers=fresh).text for _ in range(4)]
         server.process.send_signal(signal.SIGTERM)
         code = server.process.wait(15)
     assert reload.status_code == 200
     assert loads_of_v2(server) == 2, "each of the 2 workers must load the new model once"
     assert seen == {"tiny-2"}
+    # Any worker's /metrics counts every worker's predictions, and shows each one's model.
+    for text in scrapes:
+        assert 'catdog_predictions_total{label="dog"} 6.0' in text
+        assert text.count('catdog_model_info{name="tiny",pid=') == 4  # 2 workers x 2 versions
+        assert len(re.findall(r'catdog_model_info\{[^}]*version="tiny-2"\} 1\.0', text)) == 2
     assert code == 0, server.output()
 
 

@@ -1,10 +1,18 @@
 """The service's Prometheus metrics, on a registry of its own (one per app, so tests can build
 many apps in one process). Names are stable: dashboards and alerts are built on them.
+
+With several workers, `catdog serve` sets PROMETHEUS_MULTIPROC_DIR and every worker's /metrics
+answers for all of them (prometheus_client's multiprocess mode); gauges say how to combine.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -37,10 +45,16 @@ class ServiceMetrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "catdog_queue_depth", "Images decoded and waiting for the model.", registry=r
+            "catdog_queue_depth",
+            "Images decoded and waiting for the model.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.in_flight = Gauge(
-            "catdog_images_in_flight", "Images admitted and not yet answered.", registry=r
+            "catdog_images_in_flight",
+            "Images admitted and not yet answered.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.predictions = Counter(
             "catdog_predictions", "Images classified, by label.", ["label"], registry=r
@@ -64,9 +78,28 @@ class ServiceMetrics:
         self.reloads = Counter(
             "catdog_model_reloads", "Model reloads, by outcome.", ["outcome"], registry=r
         )
-        self.ready = Gauge("catdog_ready", "1 when a warmed model is serving.", registry=r)
+        self.ready = Gauge(
+            "catdog_ready",
+            "1 when a warmed model is serving (in every worker).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self._model: tuple[str, str] | None = None
 
     def set_model(self, name: str, version: str) -> None:
         """Point catdog_model_info at the model now served (one series with value 1)."""
-        self.model_info.clear()
+        if self._model is not None and self._model != (name, version):
+            # Multiprocess files keep a removed series: zero it first.
+            self.model_info.labels(*self._model).set(0)
+            self.model_info.remove(*self._model)
+        self._model = (name, version)
         self.model_info.labels(name=name, version=version).set(1)
+        self.ready.set(1)
+
+    def exposition(self) -> bytes:
+        """Prometheus text: this app's series, or every worker's in multiprocess mode."""
+        if os.environ.get(MULTIPROCESS_DIR_ENV):
+            combined = CollectorRegistry()
+            MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+            return bytes(generate_latest(combined))
+        return bytes(generate_latest(self.registry))

@@ -167,6 +167,5 @@ class ModelSlot:
         self.spec = spec
         self.load_error = None
         self._metrics.set_model(str(model.card.get("name", "catdog")), model.version)
-        self._metrics.ready.set(1)
         log.info("model_loaded", model=spec, path=str(model.path), model_version=model.version)
         return model

@@ -2,7 +2,8 @@
 
 One worker gets the app object built here. Several workers are separate processes that each
 build the app from the environment (uvicorn's import-string mode), so the settings are exported
-to CATDOG_* first, and a shared generation file lets a reload reach every worker.
+to CATDOG_* first; a shared generation file lets a reload reach every worker, and a shared
+metrics folder lets any worker's /metrics answer for all of them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from catdog.model_store import REGISTRY_SCHEMES, resolve_model
 from catdog.serving.log import configure_logging
+from catdog.serving.metrics import MULTIPROCESS_DIR_ENV
 from catdog.serving.settings import Settings
 
 if TYPE_CHECKING:
@@ -61,6 +63,8 @@ def run_server(settings: Settings) -> None:
         else:
             shared = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="catdog-")))
             export_settings(settings.model_copy(update={"reload_file": shared / "model.json"}))
+            (shared / "metrics").mkdir()
+            os.environ.setdefault(MULTIPROCESS_DIR_ENV, str(shared / "metrics"))
             target = APP_FACTORY
         uvicorn.run(
             target,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from catdog.serving.deps import ServiceDep
 from catdog.serving.schemas import ErrorOut, ModelCard, StatusOut
@@ -35,5 +35,5 @@ async def model_card(service: ServiceDep) -> ModelCard:
 
 @router.get("/metrics", response_class=Response)
 async def metrics(service: ServiceDep) -> Response:
-    """Prometheus text format, this worker's series."""
-    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text format (all workers' series when there are several)."""
+    return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
