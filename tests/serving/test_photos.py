@@ -33,8 +33,9 @@ def with_alpha(img: Image.Image) -> bytes:
 
 
 def sixteen_bit_png(img: Image.Image) -> bytes:
-    gray = np.asarray(img.convert("L"), dtype=np.uint16) * 257
-    return encode(Image.fromarray(gray, mode="I;16"), "PNG")
+    gray = Image.fromarray(np.asarray(img.convert("L"), dtype=np.uint16) * 257)
+    assert gray.mode == "I;16"
+    return encode(gray, "PNG")
 
 
 def animated_gif(img: Image.Image) -> bytes:

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="How long a batch waits for company once it has one image."
     )
     queue_size: int = Field(
-        default=64, ge=1, description="Images admitted per worker; beyond it, an immediate 503."
+        default=32, ge=1, description="Images admitted per worker; beyond it, an immediate 503."
     )
     request_timeout_s: float = Field(
         default=10.0, gt=0, description="An image not answered by then gets 503 `timeout`."
