@@ -127,3 +127,43 @@ async def test_a_new_worker_starts_on_the_reloaded_model(
         await one.post("/admin/reload", json={"model": str(tiny_model_v2)}, headers=AUTH)
     async with serving(settings) as restarted:
         assert (await restarted.get("/model")).json()["version"] == "tiny-2"
+
+
+async def test_reload_by_registry_alias(
+    tiny_model: Path, tiny_model_v2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`models:/NAME@ALIAS` through a real MLflow registry (SQLite): the ONNX export and its
+    card are the run's `onnx/` artifacts, as `catdog export` attaches them."""
+    import mlflow  # noqa: PLC0415 - the torch-free serve install works without it
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.create_experiment("serve", artifact_location=str(tmp_path / "art"))
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_artifacts(str(tiny_model_v2.parent), artifact_path="onnx")
+        client = MlflowClient()
+        client.create_registered_model("catdog-serving-test")
+        version = client.create_model_version(
+            "catdog-serving-test", source=run.info.artifact_uri, run_id=run.info.run_id
+        )
+        client.set_registered_model_alias("catdog-serving-test", "champion", version.version)
+        async with serving(Settings(model=str(tiny_model), api_token=TOKEN)) as client_http:
+            reload = await client_http.post(
+                "/admin/reload",
+                json={"model": "models:/catdog-serving-test@champion"},
+                headers=AUTH,
+            )
+            unknown = await client_http.post(
+                "/admin/reload", json={"model": "models:/catdog-serving-test@nobody"}, headers=AUTH
+            )
+            served = (await client_http.get("/model")).json()["version"]
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert reload.status_code == 200, reload.text
+    assert reload.json()["model_version"] == "tiny-2"
+    assert served == "tiny-2"
+    assert unknown.status_code == 422
+    assert unknown.json()["error"] == "bad_model"
