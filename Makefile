@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install demo test lint typecheck pytest browser lock clean
+.PHONY: install demo demo-serve test lint typecheck pytest browser lock clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,25 @@ install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/catdog data prepare --raw samples/petimages --out data/prepared
+
+# The end of the demo: serve the model the pipeline exported, classify a few sample photos over
+# HTTP, stop the server (also when a step fails). The server's JSON log goes to reports/.
+DEMO_MODEL ?= models/model.onnx
+DEMO_PORT ?= 8765
+DEMO_PHOTOS := samples/petimages/Cat/cat.1136.jpg samples/petimages/Cat/cat.3512.jpg \
+	samples/petimages/Dog/dog.1081.jpg samples/petimages/Dog/dog.1142.jpg
+demo-serve: install
+	@mkdir -p reports
+	@$(BIN)/catdog serve --model $(DEMO_MODEL) --port $(DEMO_PORT) > reports/demo-serve.log 2>&1 & \
+	pid=$$!; trap 'kill -TERM $$pid 2>/dev/null; wait $$pid' EXIT; \
+	for i in $$(seq 120); do curl -sf http://127.0.0.1:$(DEMO_PORT)/ready > /dev/null && break; \
+		kill -0 $$pid 2>/dev/null || { cat reports/demo-serve.log; exit 1; }; sleep 0.5; done; \
+	echo "serving $(DEMO_MODEL) on http://127.0.0.1:$(DEMO_PORT) (web page at /, API docs at /docs)"; \
+	for photo in $(DEMO_PHOTOS); do \
+		printf '%s -> ' "$$photo"; \
+		curl -sS --fail-with-body -F "file=@$$photo" http://127.0.0.1:$(DEMO_PORT)/predict || exit 1; \
+		echo; \
+	done
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
