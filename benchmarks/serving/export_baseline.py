@@ -59,6 +59,7 @@ def export(out_dir: Path, seed: int = SEED) -> Path:
         dynamic_shapes={"image": {0: torch.export.Dim("batch", min=1, max=1024)}},
         dynamo=True,
         external_data=False,
+        verbose=False,
     )
     card = _card(onnx_path, seed)
     (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from benchmarks.serving import batching, compare, install_size, overload
+from benchmarks.serving.export_baseline import export
 from benchmarks.serving.photos import add_photo_arguments
 from benchmarks.serving.results import Goal, print_goals, result_path, write_json
-from catdog.terminal import console
+from catdog.terminal import console, summary_table
 
 PARTS: dict[str, Callable[[Sequence[str] | None], None]] = {
     "compare": compare.main,
@@ -46,21 +50,68 @@ def main(argv: Sequence[str] | None = None) -> None:
         shared += ["--photos", str(args.photos)]
     model = ["--reference", args.reference] if args.reference else []
     parts = [name for name in PARTS if name not in args.skip]
-    for name in parts:
-        console.rule(f"[bold]{name}")
-        # The install check serves the model the install ships, whatever --reference says.
-        quick = ["--quick"] if args.quick else []
-        PARTS[name](quick if name == "install" else shared + model)
-    goals: list[Goal] = []
-    for name in parts:
-        data = json.loads(result_path(name, quick=args.quick).read_text(encoding="utf-8"))
-        goals += [Goal.from_dict(g) for g in data.get("goals", [])]
+    resnet18: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="catdog-bench-") as tmp:
+        if {"compare", "batching"} & set(parts):
+            # One export of the baseline's ResNet-18 serves both parts that need it.
+            resnet18 = ["--resnet18", str(export(Path(tmp) / "resnet18"))]
+        for name in parts:
+            console.rule(f"[bold]{name}")
+            flags = {
+                "compare": shared + model + resnet18,
+                "overload": shared + model,
+                "batching": shared + model + resnet18,
+                # The install check serves the model the install ships, whatever --reference says.
+                "install": ["--quick"] if args.quick else [],
+            }
+            PARTS[name](flags[name])
+    results = {
+        name: json.loads(result_path(name, quick=args.quick).read_text(encoding="utf-8"))
+        for name in parts
+    }
+    goals = [Goal.from_dict(g) for data in results.values() for g in data.get("goals", [])]
+    figures = readme_figures(results)
     console.rule("[bold]summary")
+    summary_table("figures", [(name, f"{value:,.1f}") for name, value in figures])
     print_goals("serving goals", goals)
     write_json(
         result_path("summary", quick=args.quick),
-        {"parts": parts, "goals": [g.to_dict() for g in goals]},
+        {"parts": parts, "figures": dict(figures), "goals": [g.to_dict() for g in goals]},
     )
+
+
+def readme_figures(results: dict[str, dict[str, Any]]) -> list[tuple[str, float]]:
+    """The figures the README quotes, from whichever parts ran (medians over rounds)."""
+    rows: list[tuple[str, float]] = []
+    if "compare" in results:
+        for name, runs in results["compare"]["servers"].items():
+            rows += [
+                (f"{name}: images/s at c=8", compare.median_of(runs, "images_per_s")),
+                (f"{name}: p95 ms at c=8", compare.p95_of(runs)),
+                (f"{name}: /ready s after start", max(r["ready_s"] for r in runs)),
+                (f"{name}: RSS MiB after the run", max(r["rss_mb_after"] for r in runs)),
+            ]
+        for name, rounds in results["compare"]["bare_ort"].items():
+            rows.append((f"bare ORT {name}: images/s, decode included", compare.best_bare(rounds)))
+    if "overload" in results:
+        over = results["overload"]
+        rows += [
+            ("overload: capacity images/s at c=8", over["capacity"]["images_per_s"]),
+            ("overload: offered requests/s", over["offered_rate"]),
+            ("overload: answered 200 per s", over["overload"]["images_per_s"]),
+            ("overload: 503 p50 ms", over["overload"]["rejected_latency_ms"]["p50"]),
+            ("overload: 503 p99 ms", over["overload"]["rejected_latency_ms"]["p99"]),
+            ("overload: 200 p95 ms", over["overload"]["latency_ms"]["p95"]),
+            ("overload: RSS MiB before", over["rss_mb"]["before"]),
+            ("overload: RSS MiB peak", over["rss_mb"]["peak"]),
+            ("overload: RSS MiB after", over["rss_mb"]["after"]),
+        ]
+    if "install" in results:
+        rows += [
+            ("install: serve extra MB", results["install"]["serve_extra_mb"]),
+            ("install: whole venv MiB (du)", results["install"]["venv_mib"]),
+        ]
+    return rows
 
 
 if __name__ == "__main__":
