@@ -8,6 +8,7 @@ the torch-free serving install runs local files without it.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,8 @@ def _download_from_registry(uri: str, cache_dir: Path | None) -> Path:
             f"{uri} is a registry URI and needs MLflow: pip install 'catdog[train]'"
         ) from exc
     dst = cache_dir or Path(tempfile.mkdtemp(prefix="catdog-model-"))
+    # MLflow draws a progress bar per download even off a terminal; catdog has its own output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         if uri.startswith("models:/"):
             run_id = _run_of_model_version(uri)

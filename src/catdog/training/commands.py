@@ -87,8 +87,9 @@ def evaluate(
     if plots is not None:
         write_plots(evaluation, plots)
     summary_table(
-        f"catdog evaluate: {described['name']} {described['version']}",
-        [(key, report[key]) for key in ("count", "accuracy", "f1", "roc_auc", "log_loss")]
+        "catdog evaluate",
+        [("model", f"{described['name']} {described['version']} ({described['runtime']})")]
+        + [(key, report[key]) for key in ("count", "accuracy", "f1", "roc_auc", "log_loss")]
         + [("refused", report["refused_count"]), ("data", str(data_dir))],
     )
     _emit(report, out)
@@ -191,8 +192,9 @@ def promote(
     result = promote_version(rule, version=version)
     champion = result.previous_champion
     summary_table(
-        f"catdog promote: {result.name} v{result.version} -> {result.alias}",
+        "catdog promote",
         [
+            ("decision", f"{result.name} v{result.version} -> {result.alias}"),
             ("candidate accuracy", result.candidate_scores["accuracy"]),
             ("candidate log loss", result.candidate_scores["log_loss"]),
             ("previous champion", f"v{champion}" if champion else "none"),
