@@ -11,7 +11,8 @@ from serving_support import BLUE, RED, catdog_cli, encode, solid
 from typer.testing import CliRunner
 
 from catdog.cli import app
-from catdog.serving.settings import Settings
+from catdog.errors import ConfigError
+from catdog.serving.settings import Settings, load_settings
 
 runner = CliRunner()
 
@@ -90,6 +91,11 @@ def test_every_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert "t0k" not in repr(settings)
     assert settings.log_level == "warning"
     assert Settings(port=9100).port == 9100, "an explicit option wins over the environment"
+
+
+def test_a_batch_that_could_never_be_admitted_is_refused() -> None:
+    with pytest.raises(ConfigError, match="max_batch_files"):
+        load_settings(queue_size=4, max_batch_files=8)
 
 
 def test_a_bad_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from catdog.errors import ConfigError
@@ -76,6 +76,15 @@ class Settings(BaseSettings):
         "`catdog serve --workers N` sets it, one worker needs none.",
     )
 
+    @model_validator(mode="after")
+    def _batch_fits_in_queue(self) -> Settings:
+        if self.max_batch_files > self.queue_size:
+            raise ValueError(
+                f"max_batch_files ({self.max_batch_files}) must not exceed queue_size "
+                f"({self.queue_size}): such a /predict/batch could never be admitted"
+            )
+        return self
+
     @property
     def max_upload_bytes(self) -> int:
         """The upload limit in bytes."""
@@ -94,7 +103,8 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"CATDOG_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            (f"CATDOG_{'_'.join(map(str, err['loc'])).upper()}: " if err["loc"] else "")
+            + err["msg"]
             for err in exc.errors()
         )
         raise ConfigError(f"bad service settings: {problems}") from exc
