@@ -52,8 +52,9 @@ def run_server(settings: Settings) -> None:
     from catdog.serving.app import create_app  # noqa: PLC0415
 
     configure_logging(settings.log_level)
-    # A wrong local path fails here, with its exit code, not later in a worker's log.
-    if settings.model and not settings.model.startswith(REGISTRY_SCHEMES):
+    # A wrong local path, or no model at all, fails here with its exit code, not later in a
+    # worker's log. Registry URIs are fetched by the workers, in the background.
+    if not (settings.model or "").startswith(REGISTRY_SCHEMES):
         resolve_model(settings.model)
     signal.signal(signal.SIGTERM, _exit_cleanly)
     with contextlib.ExitStack() as stack:
