@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.serving import bare_ort
-from benchmarks.serving.export_baseline import export
+from benchmarks.serving.export_baseline import agreement, export
 from benchmarks.serving.harness import LoadPlan, baseline_spec, catdog_spec, measure
 from benchmarks.serving.photos import add_photo_arguments, photos_from_args
 from benchmarks.serving.results import Goal, print_goals, print_table, result_path, write_json
 from catdog.model_store import read_card, resolve_model
+from catdog.terminal import console
 
 BASELINE, SAME_MODEL, REFERENCE = "baseline", "catdog-resnet18", "catdog-reference"
 
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     reference = resolve_model(args.reference)
     with tempfile.TemporaryDirectory(prefix="catdog-bench-") as tmp:
         resnet18 = resolve_model(args.resnet18) if args.resnet18 else export(Path(tmp) / "resnet18")
+        same_model_gap = agreement(resnet18, photos[:16])
         onnx_models = {SAME_MODEL: resnet18, REFERENCE: reference}
         specs = [
             baseline_spec(),
@@ -132,6 +134,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "photo_dir": str(photo_dir),
         "reference_model": str(reference),
         "reference_card": _card_summary(reference),
+        "same_model_max_gap_p_dog": same_model_gap,
         "servers": servers,
         "bare_ort": bare,
         "goals": [g.to_dict() for g in goals(servers, bare)],
@@ -169,6 +172,8 @@ def print_result(result: dict[str, Any]) -> None:
     ]
     columns = ["model", "round", "batch", "images/s"]
     print_table("bare ONNX Runtime, decode included", columns, bare_rows)
+    gap = result["same_model_max_gap_p_dog"]
+    console.print(f"baseline and catdog-resnet18 agree on P(dog) within {gap:.4f} on 16 photos")
     print_goals("goals", [Goal.from_dict(g) for g in result["goals"]])
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import platform
 import time
@@ -20,9 +21,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
-from benchmarks.serving.baseline_service import IMAGE_SIZE, SEED, build_model
+from benchmarks.serving.baseline_service import IMAGE_SIZE, SEED, build_model, transform
+from benchmarks.serving.photos import Photo
 from catdog.model_store import CARD_FILE, MODEL_FILE
 from catdog.predictor import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
 from catdog.preprocess import Preprocessing
@@ -98,6 +101,21 @@ def _check_parity(wrapped: nn.Module, onnx_path: Path) -> None:
         worst = float(np.abs(got - expected).max())
         if worst > PARITY_TOLERANCE:
             raise RuntimeError(f"ONNX export differs from torch by {worst} at batch {batch}")
+
+
+def agreement(onnx_path: Path, photos: Sequence[Photo], seed: int = SEED) -> float:
+    """Largest gap in P(dog) between the baseline (torch, its own preprocessing) and catdog's
+    path (the export, catdog.preprocess) on real photos: near 0 shows they serve one model."""
+    model = build_model(seed)
+    classifier = OnnxClassifier(onnx_path)
+    worst = 0.0
+    for photo in photos:
+        image = Image.open(io.BytesIO(photo.data)).convert("RGB")
+        with torch.no_grad():
+            expected = float(torch.sigmoid(model(transform(image).unsqueeze(0)))[0, 0])
+        got = classifier.classify([photo.data])[0].probabilities["dog"]
+        worst = max(worst, abs(got - expected))
+    return worst
 
 
 def main(argv: Sequence[str] | None = None) -> None:
