@@ -113,15 +113,16 @@ class ModelSlot:
 
     async def load_initial(self) -> None:
         """Load the configured model (or, after a reload, the one the other workers serve)."""
-        spec = self.spec
-        shared = _read_generation(self._reload_file) if self._reload_file else None
-        if shared is not None:
-            self._generation, spec = shared
-        try:
-            await self._load(spec)
-        except CatdogError as exc:
-            self.load_error = exc
-            log.error("model_load_failed", model=spec, reason=exc.reason, detail=exc.detail)
+        async with self._lock:  # a reload sent during start-up waits, then wins
+            spec = self.spec
+            shared = _read_generation(self._reload_file) if self._reload_file else None
+            if shared is not None:
+                self._generation, spec = shared
+            try:
+                await self._load(spec)
+            except CatdogError as exc:
+                self.load_error = exc
+                log.error("model_load_failed", model=spec, reason=exc.reason, detail=exc.detail)
 
     async def reload(self, spec: str | None) -> tuple[OnnxClassifier, OnnxClassifier | None]:
         """Load and warm `spec`, swap it in, tell the other workers. Returns (new, old)."""
