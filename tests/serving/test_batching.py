@@ -62,7 +62,12 @@ async def test_a_lone_request_waits_at_most_max_wait(tiny_model: Path) -> None:
 
 async def test_full_queue_answers_503_at_once_with_retry_after(tiny_model: Path) -> None:
     settings = Settings(
-        model=str(tiny_model), max_batch=8, max_wait_ms=1_000, queue_size=2, retry_after_s=3
+        model=str(tiny_model),
+        max_batch=8,
+        max_wait_ms=1_000,
+        queue_size=2,
+        max_batch_files=2,
+        retry_after_s=3,
     )
     async with serving(settings) as client:
         held = [
@@ -87,6 +92,9 @@ async def test_full_queue_answers_503_at_once_with_retry_after(tiny_model: Path)
     assert [r.status_code for r in answered] == [200, 200]
     assert after.status_code == 200
     assert metric(metrics, 'catdog_refusals_total{reason="overloaded"}') == 2
+    assert (
+        metric(metrics, 'catdog_requests_total{method="POST",route="/predict",status="503"}') == 1
+    )
 
 
 async def test_an_image_not_answered_in_time_is_a_503_timeout(tiny_model: Path) -> None:

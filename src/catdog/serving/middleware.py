@@ -57,7 +57,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = getattr(scope.get("route"), "path", None) or state.get("route", "unmatched")
             self.metrics.requests.labels(route=route, method=scope["method"], status=status).inc()
             self.metrics.latency.labels(route=route).observe(elapsed)
             log.info(
@@ -121,7 +121,9 @@ class UploadGuardMiddleware:
         await self.app(scope, _replay(b"".join(chunks), receive), send)
 
     async def _refuse(self, exc: CatdogError, scope: Scope, receive: Receive, send: Send) -> None:
-        scope.setdefault("state", {}).setdefault("log", {})["error"] = exc.reason
+        state = scope.setdefault("state", {})
+        state.setdefault("log", {})["error"] = exc.reason
+        state["route"] = scope["path"]  # one of the guarded routes: the router never saw it
         response = error_response(exc, metrics=self.metrics, retry_after_s=self.retry_after_s)
         await response(scope, receive, send)
 
