@@ -69,8 +69,9 @@ def evaluate(
 ) -> None:
     """Score a model on a class-folder dataset; print the metrics as JSON.
 
-    Accuracy, precision, recall, F1, ROC AUC, log loss, confusion matrix and count; photos that
-    cannot be decoded are listed as refused, with their reason.
+    Accuracy, precision, recall, F1, ROC AUC, log loss, confusion matrix and count.
+
+    Photos that cannot be decoded are listed as refused, with their reason.
     """
     from catdog.params import load_section  # noqa: PLC0415
     from catdog.terminal import summary_table  # noqa: PLC0415
@@ -130,8 +131,9 @@ def export(
 ) -> None:
     """Export a checkpoint to ONNX, checked against PyTorch, with a model card.
 
-    The batch axis is dynamic; parity is checked on real photos; int8 is optional and kept only
-    within `export.max_int8_accuracy_drop` points of accuracy.
+    The batch axis is dynamic and parity with PyTorch is checked on real photos.
+
+    int8 is optional, and kept only within `export.max_int8_accuracy_drop` points of accuracy.
     """
     from catdog.params import load_section  # noqa: PLC0415
     from catdog.terminal import summary_table  # noqa: PLC0415
@@ -178,7 +180,8 @@ def promote(
 ) -> None:
     """Move `champion` to a version that beats the current one, else make it `challenger`.
 
-    Both are scored on the same test split; the rule is the `promote:` section of params.yaml.
+    Both are scored on the same test split, by the rule in the `promote:` section of params.yaml.
+
     The command prints why, and tags the version with the comparison.
     """
     from catdog.params import load_section  # noqa: PLC0415
