@@ -87,7 +87,7 @@ async def test_odd_but_valid_images_get_the_right_answer(
 
 
 def test_exif_orientation_is_applied() -> None:
-    img = Image.open(SAMPLES / "Cat" / "cat.1136.jpg").convert("RGB")
+    img = Image.open(SAMPLES / "Cat" / "cat.1315.jpg").convert("RGB")
     assert img.width > img.height
     decoded = load_rgb(phone_photo_rotated(img))
     assert decoded.width > decoded.height, "the sideways phone photo was not turned upright"
