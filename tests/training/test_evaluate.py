@@ -92,6 +92,19 @@ def test_evaluate_scores_raw_photos_and_lists_what_it_refused(
     assert roc[0] == (0.0, 0.0) and roc[-1] == (1.0, 1.0)
 
 
+def test_a_zip_of_class_folders_scores_like_the_folder(
+    tiny_models: TinyModels, shelter_upload: tuple[Path, dict[Path, str]], tmp_path: Path
+) -> None:
+    root, _ = shelter_upload
+    archive = Path(shutil.make_archive(str(tmp_path / "upload"), "zip", root))
+    model = str(tiny_models.good.onnx_path)
+    from_folder, _ = evaluate_model(model, root, batch_size=4)
+    from_zip, _ = evaluate_model(model, archive, batch_size=4)
+    assert from_zip.metrics == from_folder.metrics
+    assert [r.reason for r in from_zip.refused] == ["not_an_image"]
+    assert from_zip.unlabelled == ["README.txt"]
+
+
 def test_checkpoint_in_pytorch_and_its_onnx_export_score_alike(tiny_models: TinyModels) -> None:
     test_split = tiny_models.data / "test"
     onnx_eval, onnx_model = evaluate_model(

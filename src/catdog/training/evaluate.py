@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from catdog.data.params import DataParams
 from catdog.data.sources import RawFile, RawReader, list_files
 from catdog.errors import DataError, ImageError, ModelError
 from catdog.metrics import ClassificationMetrics, classification_metrics, roc_curve
@@ -24,6 +27,11 @@ from catdog.model_store import resolve_model
 from catdog.predictor import OnnxClassifier
 from catdog.preprocess import Preprocessing
 from catdog.terminal import progress
+
+# The data stage's file-size limit: a file it would refuse as too big is refused here too.
+MAX_FILE_BYTES = DataParams().max_file_bytes
+# What reading a file of a folder or zip can raise (a zip member may be corrupt or encrypted).
+READ_ERRORS = (OSError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
 
 
 class EvaluateParams(BaseModel):
@@ -167,12 +175,18 @@ def iter_batches(
     try:
         for photo in photo_set.photos:
             try:
-                arrays.append(preprocessing(reader.read(photo.source)))
+                data = reader.read(photo.source, MAX_FILE_BYTES)
+            except READ_ERRORS as exc:
+                refused.append(Refusal(photo.source, "unreadable", f"cannot read the file: {exc}"))
+                continue
+            if len(data) > MAX_FILE_BYTES:
+                too_big = f"more than the limit of {MAX_FILE_BYTES:,} bytes"
+                refused.append(Refusal(photo.source, "too_many_bytes", too_big))
+                continue
+            try:
+                arrays.append(preprocessing(data))
             except ImageError as exc:
                 refused.append(Refusal(photo.source, exc.reason, exc.detail))
-                continue
-            except OSError as exc:
-                refused.append(Refusal(photo.source, "unreadable", str(exc)))
                 continue
             batch.append(photo)
             if len(arrays) == batch_size:
