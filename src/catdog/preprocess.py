@@ -105,9 +105,10 @@ def load_rgb(
         raise image_error(reason, f"cannot decode the image: {exc}") from exc
     except (SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise image_error("undecodable", f"cannot decode the image: {exc}") from exc
-    # A broken EXIF block must not refuse a good photo: keep it as stored.
+    # A broken EXIF block must not refuse a good photo: keep it as stored. In place: no copy of
+    # every upright photo.
     with contextlib.suppress(Exception):
-        img = ImageOps.exif_transpose(img) or img
+        ImageOps.exif_transpose(img, in_place=True)
     return _to_rgb(img)
 
 

@@ -1,0 +1,268 @@
+"""The data stage: raw photos in; a checked, de-duplicated, split and resized data set out.
+
+    check (parallel)  ->  exact copies  ->  near-duplicate groups  ->  splits  ->  write
+
+Checking is the costly part (every file is decoded in full), so it runs in worker processes over
+chunks of files; the rest works on hashes and takes a second for 25,000 photos. The new data set
+is built beside `--out` and swapped in at the end: a failed run leaves the previous one intact,
+and a finished one holds no stale file.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import sys
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from catdog.data.dedup import connected_components, near_duplicate_pairs
+from catdog.data.manifest import MANIFEST_NAME, ManifestRow, read_previous_splits, write_manifest
+from catdog.data.params import SPLITS, DataParams
+from catdog.data.report import REPORT_NAME, build_report, write_report
+from catdog.data.sources import RawFile, list_files
+from catdog.data.split import SplitPlan, assign_splits
+from catdog.data.validate import Checked, Checker, CheckSettings, check_chunk
+from catdog.errors import DataError
+from catdog.preprocess import CLASSES
+from catdog.terminal import progress
+
+# Files per task sent to a worker: large enough to amortise the hand-over, small enough to balance.
+_MAX_CHUNK = 64
+_TASK = "checking photos"
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    """What a run produced: where, the report, how long it took, what the previous run fixed."""
+
+    out: Path
+    report: dict[str, Any]
+    elapsed_s: float
+    pinned: int  # photos whose split the previous manifest gave
+    moved: int  # photos moved to another split because the grouping rule changed
+
+    @property
+    def files_per_s(self) -> float:
+        """Input files handled per second, the whole stage included."""
+        return self.report["files"] / self.elapsed_s if self.elapsed_s else 0.0
+
+
+def prepare_dataset(
+    raw: Path, out: Path, params: DataParams, *, show_progress: bool = True
+) -> PrepareResult:
+    """Turn the photos of `raw` (class folders, or the Microsoft zip) into the data set in `out`."""
+    started = time.perf_counter()
+    raw, out = raw.resolve(), out.resolve()
+    _check_paths(raw, out)
+    previous = read_previous_splits(out / MANIFEST_NAME, params.split.rule_id())
+    _remove_leftovers(out)
+    files = list_files(raw, exclude=out)
+    if not files:
+        raise DataError(f"{raw} holds no files")
+    build = _new_sibling(out, "building")
+    try:
+        staging = build / ".staging"
+        staging.mkdir()
+        settings = CheckSettings(
+            raw=raw,
+            staging=staging,
+            image_size=params.image_size,
+            resample=params.resample,
+            jpeg_quality=params.jpeg_quality,
+            max_pixels=params.max_pixels,
+            max_file_bytes=params.max_file_bytes,
+        )
+        checked = _check_all(files, settings, params.worker_count(), show_progress)
+        rows, plan = _decide(checked, params, previous)
+        _place_images(rows, staging, build)
+        shutil.rmtree(staging)
+        write_manifest(build / MANIFEST_NAME, rows)
+        report = build_report(rows, params)
+        write_report(build / REPORT_NAME, report)
+        _swap_in(build, out)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return PrepareResult(
+        out=out,
+        report=report,
+        elapsed_s=time.perf_counter() - started,
+        pinned=plan.pinned,
+        moved=len(plan.moved),
+    )
+
+
+def _check_paths(raw: Path, out: Path) -> None:
+    if not raw.exists():
+        raise DataError(f"the raw data {raw} does not exist")
+    if raw.is_relative_to(out):
+        raise DataError(f"--raw {raw} is inside --out {out}: the run would delete its own input")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DataError(f"--out {out} exists and is not a folder")
+    if any(out.iterdir()) and not (out / MANIFEST_NAME).exists():
+        raise DataError(
+            f"--out {out} is not empty and holds no {MANIFEST_NAME}: it does not look like a "
+            "catdog data set, so it is not replaced; choose another folder or empty it"
+        )
+
+
+def _check_all(
+    files: list[RawFile], settings: CheckSettings, workers: int, show_progress: bool
+) -> list[Checked]:
+    """Check every file, in worker processes when there are several, keeping the input order."""
+    if workers <= 1:
+        return _check_here(files, settings, show_progress)
+    return _check_in_workers(files, settings, workers, show_progress)
+
+
+def _check_here(
+    files: list[RawFile], settings: CheckSettings, show_progress: bool
+) -> list[Checked]:
+    checker = Checker(settings)
+    results = []
+    try:
+        with progress() as bar:
+            task = bar.add_task(_TASK, total=len(files), visible=show_progress)
+            for raw_file in files:
+                results.append(checker.check(raw_file))
+                bar.advance(task)
+    finally:
+        checker.close()
+    return results
+
+
+def _check_in_workers(
+    files: list[RawFile], settings: CheckSettings, workers: int, show_progress: bool
+) -> list[Checked]:
+    size = max(1, min(_MAX_CHUNK, len(files) // (workers * 8)))
+    chunks = [files[start : start + size] for start in range(0, len(files), size)]
+    results: list[list[Checked]] = [[] for _ in chunks]
+    # Forked workers start in milliseconds (spawned ones re-import everything, a second lost per
+    # run); elsewhere than Linux, fork is unsafe or missing.
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            # Every worker starts at the first submit, before the progress bar starts its thread:
+            # forking a process that runs threads can deadlock the children.
+            futures = {
+                pool.submit(check_chunk, settings, chunk): n for n, chunk in enumerate(chunks)
+            }
+            try:
+                with progress() as bar:
+                    task = bar.add_task(_TASK, total=len(files), visible=show_progress)
+                    for future in as_completed(futures):
+                        results[futures[future]] = future.result()
+                        bar.advance(task, len(results[futures[future]]))
+            except BaseException:  # Ctrl-C or a failed chunk: do not wait for the others
+                pool.shutdown(cancel_futures=True)
+                raise
+    except BrokenProcessPool as exc:
+        raise DataError(f"a worker process died (out of memory?): {exc}") from exc
+    return [checked for chunk in results for checked in chunk]
+
+
+def _decide(
+    checked: list[Checked], params: DataParams, previous: dict[str, str]
+) -> tuple[list[ManifestRow], SplitPlan]:
+    """Keep one copy of each exact duplicate, group near-duplicates, split, and write a row each."""
+    copies: dict[str, list[Checked]] = {}
+    for item in checked:  # in source-path order, so the first copy is the one kept
+        if item.ok:
+            copies.setdefault(item.sha256, []).append(item)
+    kept = [group[0] for group in copies.values()]
+    hashes = [item.phash or 0 for item in kept]
+    pairs = [
+        (kept[i].sha256, kept[j].sha256)
+        for i, j in near_duplicate_pairs(hashes, params.near_duplicate_distance)
+    ]
+    plan = assign_splits((item.sha256 for item in kept), pairs, params.split, previous)
+    group_of: dict[str, str] = {}
+    for group in connected_components(plan.splits, pairs):
+        if len(group) > 1 or len(copies[group[0]]) > 1:
+            group_of.update(dict.fromkeys(group, f"g{group[0][:12]}"))
+    rule_id = params.split.rule_id()
+    rows = []
+    for item in checked:
+        row = _row(item, group=group_of.get(item.sha256, ""))
+        if not item.ok:
+            rows.append(row)
+            continue
+        first = copies[item.sha256][0]
+        if item is not first:
+            rows.append(replace(row, reason="duplicate", detail=f"same bytes as {first.source}"))
+        elif item.sha256 in plan.conflicts:
+            splits = " and ".join(plan.conflicts[item.sha256])
+            detail = f"near-duplicate of photos in {splits}: keeping it would leak between them"
+            rows.append(replace(row, reason="split_conflict", detail=detail))
+        else:
+            split = plan.splits[item.sha256]
+            output_path = f"{split}/{item.label}/{item.sha256}.jpg"
+            rows.append(
+                replace(
+                    row, status="kept", split=split, output_path=output_path, split_rule=rule_id
+                )
+            )
+    return rows, plan
+
+
+def _row(item: Checked, *, group: str) -> ManifestRow:
+    """A refused row for `item`; `_decide` turns it into a kept one when it is."""
+    return ManifestRow(
+        source_path=item.source,
+        sha256=item.sha256,
+        label=item.label or "",
+        split="",
+        width=item.width,
+        height=item.height,
+        status="refused",
+        reason=item.reason or "",
+        detail=item.detail,
+        group=group,
+        phash="" if item.phash is None else f"{item.phash:016x}",
+        output_path="",
+        split_rule="",
+    )
+
+
+def _place_images(rows: list[ManifestRow], staging: Path, build: Path) -> None:
+    """Move each kept photo from staging into its split and class folder."""
+    for split in SPLITS:
+        for cls in CLASSES:
+            (build / split / cls).mkdir(parents=True)
+    for row in rows:
+        if row.status == "kept":
+            (staging / f"{row.sha256}.jpg").rename(build / row.output_path)
+
+
+def _new_sibling(out: Path, purpose: str) -> Path:
+    """A new hidden folder beside `out` (same file system, so renames are atomic)."""
+    folder = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.{purpose}")
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Delete what a killed run left beside `out`, before it could be mistaken for input."""
+    if out.parent.is_dir():
+        for purpose in ("building", "old"):
+            for folder in out.parent.glob(f".{out.name}.*.{purpose}"):
+                shutil.rmtree(folder)
+
+
+def _swap_in(build: Path, out: Path) -> None:
+    """Replace `out` by the finished `build`, keeping the old one until the new one is in place."""
+    if not out.exists():
+        build.rename(out)
+        return
+    retired = _new_sibling(out, "old")
+    out.rename(retired / out.name)
+    build.rename(out)
+    shutil.rmtree(retired)

@@ -1,0 +1,143 @@
+"""Checking one raw file: read, hash, decode in full, make it upright RGB, resize, fingerprint.
+
+This runs in worker processes, so what it returns is small (hashes, sizes, a reason); the resized
+photo itself goes to a staging folder under its content hash, and the orchestrator moves it into
+its split once the split is known.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from PIL import ExifTags, Image
+
+from catdog.data.dedup import perceptual_hash
+from catdog.data.sources import RawFile, RawReader
+from catdog.errors import ImageError
+from catdog.preprocess import Preprocessing, load_rgb
+
+# EXIF orientations that turn the photo a quarter: its upright width is its stored height.
+_QUARTER_TURNS = {5, 6, 7, 8}
+_NO_LABEL = "not inside a class folder (cat, cats, dog or dogs, any case, at any depth)"
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """What every worker needs to check files of one run (sent once per chunk, so kept small)."""
+
+    raw: Path
+    staging: Path
+    image_size: int
+    resample: str
+    jpeg_quality: int
+    max_pixels: int
+    max_file_bytes: int
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The verdict on one file: `reason` is None for a good photo, else why it is refused."""
+
+    source: str
+    label: str | None
+    sha256: str = ""
+    width: int | None = None
+    height: int | None = None
+    phash: int | None = None
+    reason: str | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the file decoded into a photo that can be kept."""
+        return self.reason is None
+
+
+class Checker:
+    """Checks files one by one and stages the resized photos as `<sha256>.jpg`."""
+
+    def __init__(self, settings: CheckSettings) -> None:
+        self.settings = settings
+        self._reader = RawReader(settings.raw)
+        self._preprocessing = Preprocessing(size=settings.image_size, resample=settings.resample)
+
+    def close(self) -> None:
+        """Release the input (an open zip archive)."""
+        self._reader.close()
+
+    def check(self, raw_file: RawFile) -> Checked:
+        """Decode one file in full and say whether it is a usable photo, and if not, why."""
+        source, label = raw_file.source, raw_file.label
+        limit = self.settings.max_file_bytes
+        if label is None:
+            return Checked(source, label, reason="no_label", detail=_NO_LABEL)
+        if raw_file.size > limit:
+            detail = f"{raw_file.size:,} bytes is over the limit of {limit:,}"
+            return Checked(source, label, reason="too_many_bytes", detail=detail)
+        try:
+            data = self._reader.read(source, limit)
+        except (OSError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
+            return Checked(
+                source, label, reason="unreadable", detail=f"cannot read the file: {exc}"
+            )
+        if len(data) > limit:
+            detail = f"more than the limit of {limit:,} bytes once read"
+            return Checked(source, label, reason="too_many_bytes", detail=detail)
+        sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            image = load_rgb(
+                data, max_pixels=self.settings.max_pixels, draft_size=self._preprocessing.size
+            )
+        except ImageError as exc:
+            return Checked(source, label, sha256, reason=exc.reason, detail=exc.detail)
+        except Exception as exc:  # a decoder bug must refuse one file, not stop a 25,000-photo run
+            detail = f"cannot decode the image: {type(exc).__name__}: {exc}"
+            return Checked(source, label, sha256, reason="undecodable", detail=detail)
+        resized = self._preprocessing.resize(image)
+        self._stage(sha256, resized)
+        width, height = _upright_size(data)
+        phash = perceptual_hash(resized)
+        return Checked(source, label, sha256, width, height, phash)
+
+    def _stage(self, sha256: str, image: Image.Image) -> None:
+        encoded = io.BytesIO()
+        image.save(encoded, format="JPEG", quality=self.settings.jpeg_quality)
+        # Exact copies give the same bytes: the first to create the file writes it, others skip.
+        with (
+            contextlib.suppress(FileExistsError),
+            (self.settings.staging / f"{sha256}.jpg").open("xb") as handle,
+        ):
+            handle.write(encoded.getbuffer())
+
+
+def _upright_size(data: bytes) -> tuple[int, int]:
+    """Width and height of the photo as shown, from its header (the decode was at reduced scale)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+            try:
+                orientation = header.getexif().get(ExifTags.Base.Orientation, 1)
+            except Exception:  # a broken EXIF block: load_rgb kept the photo as stored, so do we
+                orientation = 1
+    return (height, width) if orientation in _QUARTER_TURNS else (width, height)
+
+
+@cache
+def _worker_checker(settings: CheckSettings) -> Checker:
+    """One Checker per worker process and run, so a zip archive is opened once, not per chunk."""
+    return Checker(settings)
+
+
+def check_chunk(settings: CheckSettings, files: list[RawFile]) -> list[Checked]:
+    """Worker-process entry point: check a chunk of files."""
+    checker = _worker_checker(settings)
+    return [checker.check(raw_file) for raw_file in files]
