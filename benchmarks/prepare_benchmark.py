@@ -1,0 +1,151 @@
+"""Data stage speed: `catdog data prepare` against the plain single-process way, on the same photos.
+
+Plain way: open, convert to RGB, LANCZOS resize to 224, save as JPEG, one file after another.
+catdog: the whole stage (every file decoded in full, EXIF, validation, sha256, perceptual hashes,
+exact and near de-duplication, split, manifest, report) in worker processes, at the same 224.
+
+    python benchmarks/prepare_benchmark.py                          # the 8,000 of petimages-8k
+    python benchmarks/prepare_benchmark.py --raw samples/petimages --limit 100      # quick check
+
+Both read the same files, from the page cache (they are read once before timing), and write to
+the same scratch folder, by default under data/ where the stage writes in real use (on some
+machines /tmp is much slower to create files in). Prints the figures and writes them to
+benchmarks/results/prepare.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import PIL
+from PIL import Image
+
+from catdog.data.params import DataParams
+from catdog.data.prepare import prepare_dataset
+from catdog.data.sources import label_for_path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_RAW = REPO.parent / "shared" / "datasets" / "petimages-8k"
+DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "prepare.json"
+DEFAULT_SCRATCH = REPO / "data" / "benchmark"
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+def find_photos(raw: Path, limit: int) -> list[Path]:
+    """Photos in class folders under `raw`, spread evenly over the sorted list when limited."""
+    photos = sorted(
+        path
+        for path in raw.rglob("*")
+        if path.suffix.lower() in PHOTO_SUFFIXES and label_for_path(path.relative_to(raw))
+    )
+    if limit and limit < len(photos):
+        step = len(photos) / limit
+        photos = [photos[int(i * step)] for i in range(limit)]
+    return photos
+
+
+def plain_way(photos: list[Path], out: Path, size: int) -> float:
+    """Seconds to open, convert, LANCZOS-resize and save each photo in this one process."""
+    out.mkdir()
+    started = time.perf_counter()
+    for number, path in enumerate(photos):
+        with Image.open(path) as image:
+            resized = image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+        resized.save(out / f"{number}.jpg")
+    return time.perf_counter() - started
+
+
+def catdog_way(raw: Path, out: Path, size: int, workers: int) -> tuple[float, dict[str, Any]]:
+    """Seconds for the whole data stage through its Python API, and its report."""
+    params = DataParams(image_size=size, workers=workers)
+    started = time.perf_counter()
+    result = prepare_dataset(raw, out, params, show_progress=False)
+    return time.perf_counter() - started, result.report
+
+
+def link_subset(photos: list[Path], raw: Path, subset: Path) -> None:
+    """The chosen photos as symlinks in their class folders, so both ways see the same files."""
+    for path in photos:
+        link = subset / path.relative_to(raw)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(path)
+        path.read_bytes()  # into the page cache, for both ways alike
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both ways, print photos/s and the ratio, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--raw", type=Path, default=DEFAULT_RAW, help="class-folder data set")
+    parser.add_argument("--limit", type=int, default=0, help="use N photos (0: all)")
+    parser.add_argument("--size", type=int, default=224, help="output side, both ways")
+    parser.add_argument("--workers", type=int, default=0, help="catdog workers (0: all cores)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each way; best is kept")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
+    parser.add_argument("--scratch", type=Path, default=DEFAULT_SCRATCH, help="working folder")
+    args = parser.parse_args(argv)
+    if not args.raw.is_dir():
+        parser.error(f"{args.raw} is not a folder (try --raw samples/petimages)")
+    photos = find_photos(args.raw.resolve(), args.limit)
+    if not photos:
+        parser.error(f"no photos in class folders under {args.raw}")
+    load_before = os.getloadavg()
+    plain_s, catdog_s = [], []
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="prepare-", dir=args.scratch) as tmp:
+        subset = Path(tmp) / "raw"
+        link_subset(photos, args.raw.resolve(), subset)
+        for run in range(args.repeat):
+            plain_s.append(plain_way(photos, Path(tmp) / f"plain-{run}", args.size))
+            seconds, report = catdog_way(
+                subset, Path(tmp) / f"prepared-{run}", args.size, args.workers
+            )
+            catdog_s.append(seconds)
+    count = len(photos)
+    plain_rate, catdog_rate = count / min(plain_s), count / min(catdog_s)
+    results = {
+        "benchmark": "data prepare vs plain single-process resize",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(
+            [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "raw": str(args.raw),
+        "scratch": str(args.scratch),
+        "photos": count,
+        "size": args.size,
+        "repeat": args.repeat,
+        "cpu_count": os.cpu_count(),
+        "workers": DataParams(workers=args.workers).worker_count(),
+        "load_average_before": [round(load, 2) for load in load_before],
+        "python": platform.python_version(),
+        "pillow": PIL.__version__,
+        "plain": {"seconds": [round(s, 3) for s in plain_s], "photos_per_s": round(plain_rate, 1)},
+        "catdog": {
+            "seconds": [round(s, 3) for s in catdog_s],
+            "photos_per_s": round(catdog_rate, 1),
+            "kept": report["kept"],
+            "refused": report["refused"],
+            "duplicate_groups": report["duplicates"]["groups"],
+        },
+        "speedup": round(catdog_rate / plain_rate, 2),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"{count} photos at {args.size}x{args.size}, {results['workers']} workers")
+    print(f"plain single-process  {plain_rate:8.1f} photos/s")
+    print(f"catdog data prepare   {catdog_rate:8.1f} photos/s  (whole stage)")
+    print(f"speedup               {results['speedup']:8.2f}x")
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
