@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
+# What make runs finds the venv's commands, activated or not (dvc repro's stages run `catdog`).
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install demo demo-serve test lint typecheck pytest browser lock clean
 
