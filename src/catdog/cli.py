@@ -16,6 +16,7 @@ from catdog.errors import CatdogError
 from catdog.serving.cli import app as serving_app
 from catdog.terminal import console
 from catdog.training import commands as training_commands
+from catdog.training.cli import train
 
 app = typer.Typer(
     name="catdog",
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(serving_app)  # serve, predict, smoke
+app.command()(train)
 app.command()(training_commands.evaluate)
 app.command()(training_commands.export)
 app.command()(training_commands.promote)

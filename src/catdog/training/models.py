@@ -145,9 +145,12 @@ class MobileNetSE(nn.Module):
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(head, num_classes)
         )
+        # He init by fan-in keeps every layer's output variance near 1, where BatchNorm's
+        # running statistics start: by fan-out (torchvision's choice) a depthwise layer's output
+        # variance is 2 / channels, and evaluation is off until many steps have corrected it.
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
