@@ -14,16 +14,23 @@ Run: `python -m benchmarks.serving.compare` (3 rounds, about 8 minutes) or `--qu
 from __future__ import annotations
 
 import argparse
+import io
+import itertools
 import statistics
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+from PIL import Image
+
 from benchmarks.serving import bare_ort
+from benchmarks.serving.baseline_service import build_model, transform
 from benchmarks.serving.export_baseline import agreement, export
 from benchmarks.serving.harness import LoadPlan, baseline_spec, catdog_spec, measure
-from benchmarks.serving.photos import add_photo_arguments, photos_from_args
+from benchmarks.serving.photos import Photo, add_photo_arguments, photos_from_args
 from benchmarks.serving.results import Goal, print_goals, print_table, result_path, write_json
 from catdog.model_store import read_card, resolve_model
 from catdog.terminal import console
@@ -86,6 +93,20 @@ def goals(
     ]
 
 
+def eager_baseline(photos: Sequence[Photo], max_seconds: float, max_images: int) -> float:
+    """The baseline's own ceiling: its decode, transforms and eager model in this process, one
+    photo at a time, no HTTP. A baseline server far below it was disturbed, not measured."""
+    model = build_model()
+    cycle = itertools.cycle(photos)
+    images, start = 0, time.perf_counter()
+    with torch.no_grad():
+        while images < max_images and time.perf_counter() - start < max_seconds:
+            image = Image.open(io.BytesIO(next(cycle).data)).convert("RGB")
+            model(transform(image).unsqueeze(0))
+            images += 1
+    return images / (time.perf_counter() - start)
+
+
 def _card_summary(onnx_path: Path) -> dict[str, Any]:
     """What the reference model is: the headline holds only if it is as accurate as a ResNet-18."""
     card = read_card(onnx_path)
@@ -114,9 +135,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ]
         servers: dict[str, list[dict[str, Any]]] = {s.name: [] for s in specs}
         bare: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in onnx_models}
+        eager: list[float] = []
         for round_no in range(args.rounds):
             for spec in specs if round_no % 2 == 0 else reversed(specs):
                 servers[spec.name].append(measure(spec, photos, plan))
+                if spec.name == BASELINE:
+                    eager.append(eager_baseline(photos, args.bare_seconds, args.requests))
                 if spec.name in onnx_models:
                     rows = bare_ort.measure(
                         onnx_models[spec.name],
@@ -137,6 +161,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "same_model_max_gap_p_dog": same_model_gap,
         "servers": servers,
         "bare_ort": bare,
+        "eager_torch_images_per_s": eager,
         "goals": [g.to_dict() for g in goals(servers, bare)],
     }
 
@@ -172,6 +197,8 @@ def print_result(result: dict[str, Any]) -> None:
     ]
     columns = ["model", "round", "batch", "images/s"]
     print_table("bare ONNX Runtime, decode included", columns, bare_rows)
+    eager = ", ".join(f"{x:.1f}" for x in result["eager_torch_images_per_s"])
+    console.print(f"baseline's eager PyTorch in-process, one photo at a time: {eager} images/s")
     gap = result["same_model_max_gap_p_dog"]
     console.print(f"baseline and catdog-resnet18 agree on P(dog) within {gap:.4f} on 16 photos")
     print_goals("goals", [Goal.from_dict(g) for g in result["goals"]])

@@ -42,6 +42,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         choices=sorted(PARTS),
         help="leave a part out (repeatable)",
     )
+    parser.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="measure nothing: rebuild serve_summary.json from the part results already written",
+    )
     add_photo_arguments(parser)
     parser.add_argument("--reference", default=None, help="model for the reference runs")
     args = parser.parse_args(argv)
@@ -52,10 +57,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parts = [name for name in PARTS if name not in args.skip]
     resnet18: list[str] = []
     with tempfile.TemporaryDirectory(prefix="catdog-bench-") as tmp:
-        if {"compare", "batching"} & set(parts):
+        parts_to_run = [] if args.summary_only else parts
+        if {"compare", "batching"} & set(parts_to_run):
             # One export of the baseline's ResNet-18 serves both parts that need it.
             resnet18 = ["--resnet18", str(export(Path(tmp) / "resnet18"))]
-        for name in parts:
+        for name in parts_to_run:
             console.rule(f"[bold]{name}")
             flags = {
                 "compare": shared + model + resnet18,
