@@ -7,8 +7,9 @@ has annealed when the budget runs out), and scores the held-out test split after
     .venv/bin/python -m benchmarks.cpu_recipe                      # the full 30-minute run
     .venv/bin/python -m benchmarks.cpu_recipe --minutes 2 --limit 400 --out /tmp/quick.json
 
-Writes benchmarks/results/cpu_recipe.json (the curve and the final scores) and the best weights
-to benchmarks/results/cpu_recipe/checkpoint.pt (export it with `catdog export`).
+Writes benchmarks/results/cpu_recipe.json (the curve and the final scores), the curve as
+benchmarks/results/cpu_recipe_curve.png, and the best weights to
+benchmarks/results/cpu_recipe/checkpoint.pt (export it with `catdog export`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 
 # Before torch loads OpenMP: idle threads sleep instead of spinning (the cores are shared).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from matplotlib.figure import Figure
 
 from catdog.data.params import DataParams
 from catdog.data.prepare import prepare_dataset
@@ -39,6 +42,29 @@ def prepare(raw: Path, work: Path, image_size: int) -> Path:
     if not (prepared / "report.json").is_file():
         prepare_dataset(raw, prepared, DataParams(image_size=image_size))
     return prepared
+
+
+def plot_curve(report: dict[str, Any], path: Path) -> None:
+    """Val and test accuracy against minutes of training, with the 90% target."""
+    minutes = [point["minutes"] for point in report["curve"]]
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    for split in ("val", "test"):
+        accuracy = [point[f"{split}_accuracy"] for point in report["curve"]]
+        ax.plot(minutes, accuracy, marker=".", label=split)
+    ax.axhline(0.9, color="grey", linestyle="--", label="90% target")
+    recipe = report["recipe"]
+    ax.set(
+        xlabel="minutes of training (2 shared CPU cores)",
+        ylabel="accuracy",
+        ylim=(0.5, 1.0),
+        title=f"CPU recipe: {recipe['arch']} {recipe['arch_options']}, "
+        f"{recipe['augment']['crop_size']} px crops, {recipe['image_size']} px test",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def main() -> None:
@@ -105,6 +131,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot_curve(report, args.out.with_name(args.out.stem + "_curve.png"))
     summary_table(
         "CPU recipe",
         {

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from catdog.training.augment import augment, colour_jitter, mix, soft_targets
+from catdog.training.augment import augment, colour_jitter, crop_side, mix, soft_targets
 from catdog.training.params import AugmentParams
 
 OFF = AugmentParams(
@@ -79,3 +79,21 @@ def test_mixup_and_cutmix_targets_are_distributions_weighted_like_the_pixels() -
         torch.testing.assert_close(mixed_targets[1, 1].item(), own_share, atol=1e-5, rtol=0)
     same, same_targets = mix(images, targets, AugmentParams(), np.random.default_rng(0))
     assert same is images and same_targets is targets
+
+
+def test_progressive_crops_grow_in_16_px_steps_to_the_end_size() -> None:
+    fixed = AugmentParams(crop_size=64)
+    growing = AugmentParams(crop_size=64, crop_size_end=96)
+    assert [crop_side(fixed, 112, p) for p in (0.0, 1.0)] == [64, 64]
+    assert [crop_side(growing, 112, p) for p in (-0.2, 0.0, 0.49, 0.5, 0.99, 1.0, 1.5)] == [
+        64,
+        64,
+        64,
+        80,
+        80,
+        96,
+        96,
+    ]
+    assert crop_side(AugmentParams(), 112, 0.5) == 112
+    out = augment(_photos(size=112), growing, torch.Generator().manual_seed(0), progress_done=1.0)
+    assert out.shape == (6, 3, 96, 96)

@@ -33,6 +33,7 @@ train:
   batch_size: 4
   device: cpu
   ema_decay: 0.9
+  max_minutes: 30          # not reached; every rank then follows rank 0's clock
   checkpoint: {tmp_path}/models/checkpoint.pt
   last_checkpoint: {tmp_path}/models/last.pt
   metrics_file: {tmp_path}/models/train_metrics.json

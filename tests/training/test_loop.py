@@ -71,8 +71,7 @@ def test_overfits_sixteen_real_photos(tmp_path: Path) -> None:
     params = params_in(
         tmp_path,
         data,
-        arch="mobilenet_se",
-        arch_options={"width": 0.5},
+        arch_options={"width": 16},
         epochs=40,
         batch_size=16,
         lr=0.005,
@@ -158,6 +157,15 @@ def test_early_stopping_stops_after_patience_epochs_without_progress(
             bad += 1
     assert bad == 2
     assert result.epochs_run == len(result.history) < 12
+
+
+def test_a_time_budget_ends_training_after_the_epoch_that_reaches_it(
+    tmp_path: Path, photos: Path
+) -> None:
+    result = train(params_in(tmp_path, photos, epochs=50, max_minutes=0.001))
+    assert result.stop_reason == "time_budget"
+    assert result.epochs_run == 1
+    assert result.history[0]["train_loss"] > 0
 
 
 def test_outputs_for_dvc_and_the_checkpoint_metadata(tmp_path: Path, photos: Path) -> None:

@@ -21,12 +21,21 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
     return torch.rand(n, device=device, generator=generator) * (high - low) + low
 
 
+def crop_side(params: AugmentParams, image_size: int, progress_done: float) -> int:
+    """Training crop side at this point of training: `crop_size`, or with progressive resizing
+    a side growing linearly to `crop_size_end` (in steps of 16 px: few distinct shapes)."""
+    start = params.crop_size or image_size
+    if params.crop_size_end is None:
+        return start
+    grown = start + (params.crop_size_end - start) * min(1.0, max(0.0, progress_done))
+    return max(start, int(grown) // 16 * 16)
+
+
 def random_resized_crop_flip(
-    images: torch.Tensor, params: AugmentParams, generator: torch.Generator
+    images: torch.Tensor, params: AugmentParams, generator: torch.Generator, out_size: int
 ) -> torch.Tensor:
-    """Crop a random area and aspect ratio of each photo, maybe mirror it, resize to crop_size."""
-    n, channels, size = images.shape[0], images.shape[1], images.shape[-1]
-    out_size = params.crop_size or size
+    """Crop a random area and aspect ratio of each photo, maybe mirror it, resize to out_size."""
+    n, channels = images.shape[0], images.shape[1]
     area = _uniform(n, *params.crop_scale, generator)
     log_ratio = _uniform(
         n, math.log(params.crop_ratio[0]), math.log(params.crop_ratio[1]), generator
@@ -76,10 +85,15 @@ def colour_jitter(
 
 
 def augment(
-    images: torch.Tensor, params: AugmentParams, generator: torch.Generator
+    images: torch.Tensor,
+    params: AugmentParams,
+    generator: torch.Generator,
+    *,
+    progress_done: float = 0.0,
 ) -> torch.Tensor:
-    """uint8 [N, 3, S, S] to augmented 0-255 float [N, 3, S, S]; the generator fixes the draw."""
-    out = random_resized_crop_flip(images.float(), params, generator)
+    """uint8 [N, 3, S, S] to augmented 0-255 float [N, 3, C, C]; the generator fixes the draw."""
+    side = crop_side(params, images.shape[-1], progress_done)
+    out = random_resized_crop_flip(images.float(), params, generator, side)
     return colour_jitter(out, params, generator)
 
 

@@ -347,9 +347,11 @@ class Trainer:
 
     def elapsed(self, started: float) -> float:
         """Training seconds so far (resumed runs included), by rank 0's clock on every rank."""
-        seconds = torch.tensor([self.state["elapsed_s"] + time.perf_counter() - started])
-        if self.runtime.distributed and self.params.max_minutes is not None:
-            dist.broadcast(seconds, src=0)
+        now: float = self.state["elapsed_s"] + time.perf_counter() - started
+        if not (self.runtime.distributed and self.params.max_minutes is not None):
+            return now
+        seconds = torch.tensor([now], device=self.runtime.device)  # NCCL needs device tensors
+        dist.broadcast(seconds, src=0)
         return float(seconds[0])
 
     def progress_done(self, elapsed_s: float) -> float:
@@ -381,7 +383,7 @@ class Trainer:
                     group["lr"] = params.lr * lr_factor(self.state["step"], self.warmup_steps, done)
                 index = order[batch * params.batch_size : (batch + 1) * params.batch_size]
                 labels = train.labels[index]
-                images = augment(train.images[index], params.augment, generator)
+                images = augment(train.images[index], params.augment, generator, progress_done=done)
                 images = normalise(images, self.preprocessing)
                 targets = soft_targets(labels, len(CLASSES), params.label_smoothing)
                 images, targets = mix(images, targets, params.augment, rng)
@@ -480,6 +482,9 @@ class Trainer:
         stop_reason = "epochs"
         photos, train_seconds = 0.0, 0.0
         for epoch in range(self.state["epoch"] + 1, params.epochs + 1):
+            if params.max_minutes is not None and self.progress_done(self.elapsed(started)) >= 1:
+                stop_reason = "time_budget"
+                break
             epoch_started = time.perf_counter()
             stats = self.train_one_epoch(epoch, started)
             photos += stats.pop("photos")
@@ -506,9 +511,6 @@ class Trainer:
                 self.state["elapsed_s"] = resumed_from
             if params.patience and self.state["bad_epochs"] >= params.patience:
                 stop_reason = "early_stopping"
-                break
-            if params.max_minutes is not None and self.progress_done(elapsed) >= 1.0:
-                stop_reason = "time_budget"
                 break
         assert self.best is not None
         return TrainResult(
