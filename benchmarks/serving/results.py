@@ -67,7 +67,7 @@ def _git_commit() -> str | None:
 
 
 def environment() -> dict[str, Any]:
-    """The machine, the versions and how busy the machine was when the run started."""
+    """The machine, the versions and how busy the machine was as the result was written."""
     return {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "cpu": _cpu_model(),

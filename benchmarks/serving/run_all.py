@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -97,6 +99,8 @@ def readme_figures(results: dict[str, dict[str, Any]]) -> list[tuple[str, float]
                 (f"{name}: /ready s after start", max(r["ready_s"] for r in runs)),
                 (f"{name}: RSS MiB after the run", max(r["rss_mb_after"] for r in runs)),
             ]
+        eager = results["compare"].get("eager_torch_images_per_s") or [math.nan]
+        rows.append(("baseline's eager PyTorch in-process: images/s", statistics.median(eager)))
         for name, rounds in results["compare"]["bare_ort"].items():
             rows.append((f"bare ORT {name}: images/s, decode included", compare.best_bare(rounds)))
     if "overload" in results:
