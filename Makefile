@@ -21,8 +21,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
+# The pipeline on the bundled sample: prepare -> train (registers a version) -> evaluate -> export
+# (DVC runs only what changed), promote the version, show the metrics, then serve and classify.
 demo: install
-	$(BIN)/catdog data prepare --raw samples/petimages --out data/prepared
+	dvc repro
+	$(BIN)/catdog promote
+	dvc metrics show
+	$(MAKE) --no-print-directory demo-serve
 
 # The end of the demo: serve the model the pipeline exported, classify a few sample photos over
 # HTTP, stop the server (also when a step fails). The server's JSON log goes to reports/.
