@@ -89,8 +89,8 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", nargs="+", default=list(ARCHITECTURES), choices=ARCHITECTURES)
-    parser.add_argument("--size", type=int, default=112, help="decoded photo side")
-    parser.add_argument("--crop", type=int, default=80, help="training crop side")
+    parser.add_argument("--size", type=int, default=96, help="decoded photo side")
+    parser.add_argument("--crop", type=int, default=64, help="training crop side")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)

@@ -143,19 +143,30 @@ def test_resume_refuses_a_checkpoint_of_another_architecture(tmp_path: Path, pho
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("monitor", ["val_loss", "val_accuracy"])
 def test_early_stopping_stops_after_patience_epochs_without_progress(
-    tmp_path: Path, photos: Path
+    tmp_path: Path, photos: Path, monitor: str
 ) -> None:
     # A learning rate this small leaves the weights where they are: val stops improving.
-    result = train(params_in(tmp_path, photos, epochs=12, patience=2, lr=1e-12, augment=NO_AUGMENT))
+    result = train(
+        params_in(
+            tmp_path, photos, epochs=12, patience=2, lr=1e-12, monitor=monitor, augment=NO_AUGMENT
+        )
+    )
     assert result.stop_reason == "early_stopping"
-    best, bad = (-1.0, 0.0), 0
-    for row in result.history:
-        if (row["val_accuracy"], -row["val_loss"]) > best:
-            best, bad = (row["val_accuracy"], -row["val_loss"]), 0
+
+    def rank(row: dict[str, float]) -> tuple[float, float]:
+        loss, accuracy = row["val_loss"], row["val_accuracy"]
+        return (-loss, accuracy) if monitor == "val_loss" else (accuracy, -loss)
+
+    best, bad, best_epoch = rank(result.history[0]), 0, 1
+    for row in result.history[1:]:
+        if rank(row) > best:
+            best, bad, best_epoch = rank(row), 0, int(row["epoch"])
         else:
             bad += 1
     assert bad == 2
+    assert result.best_epoch == best_epoch
     assert result.epochs_run == len(result.history) < 12
 
 

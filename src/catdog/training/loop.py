@@ -423,9 +423,16 @@ class Trainer:
         )
 
     def is_better(self, val: dict[str, float]) -> bool:
-        """Higher val accuracy wins; at equal accuracy, lower val loss."""
-        best = self.best
-        return best is None or (val["accuracy"], -val["loss"]) > (best["accuracy"], -best["loss"])
+        """Lower val loss wins (or higher val accuracy, per `monitor`); the other breaks ties."""
+        if self.best is None:
+            return True
+
+        def rank(scores: dict[str, float]) -> tuple[float, float]:
+            if self.params.monitor == "val_loss":
+                return (-scores["loss"], scores["accuracy"])
+            return (scores["accuracy"], -scores["loss"])
+
+        return rank(val) > rank(self.best)
 
     def save(self, path: Path, epoch: int, metrics: dict[str, Any], *, resumable: bool) -> None:
         """last.pt (resumable: raw weights, optimiser, EMA, counters) or the best weights."""

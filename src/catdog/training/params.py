@@ -74,8 +74,11 @@ class TrainParams(BaseModel):
     # Exponential moving average of the weights, evaluated and saved instead of the raw
     # weights; None turns it off.
     ema_decay: float | None = Field(None, gt=0, lt=1)
-    # Early stopping: epochs without a better val accuracy before stopping; 0 turns it off.
+    # Early stopping: epochs without a better val score (see monitor) before stopping; 0 = off.
     patience: int = Field(0, ge=0)
+    # What "better on val" means, for checkpoint.pt and early stopping. Log loss by default:
+    # on a few hundred val photos accuracy moves in coarse, noisy steps, the loss smoothly.
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
     seed: int = 42
     device: Device = "auto"
     # bf16 autocast on CUDA (ignored on CPU and MPS).
