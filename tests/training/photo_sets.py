@@ -9,6 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from catdog.preprocess import Preprocessing, load_rgb
+from catdog.training.params import AugmentParams
+
+# Augmentation that leaves photos as they are: what the tests use when they check the rest.
+NO_AUGMENT = AugmentParams(
+    crop_scale=(1.0, 1.0),
+    crop_ratio=(1.0, 1.0),
+    hflip=False,
+    brightness=0,
+    contrast=0,
+    saturation=0,
+)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "petimages"
 

@@ -5,18 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from photo_sets import NO_AUGMENT
 
 from catdog.training.augment import augment, colour_jitter, crop_side, mix, soft_targets
 from catdog.training.params import AugmentParams
-
-OFF = AugmentParams(
-    crop_scale=(1.0, 1.0),
-    crop_ratio=(1.0, 1.0),
-    hflip=False,
-    brightness=0,
-    contrast=0,
-    saturation=0,
-)
 
 
 def _photos(n: int = 6, size: int = 40) -> torch.Tensor:
@@ -27,13 +19,13 @@ def _photos(n: int = 6, size: int = 40) -> torch.Tensor:
 
 def test_everything_off_is_the_identity() -> None:
     photos = _photos()
-    out = augment(photos, OFF, torch.Generator().manual_seed(0))
+    out = augment(photos, NO_AUGMENT, torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, photos.float(), atol=1e-3, rtol=0)
 
 
 def test_flip_alone_mirrors_about_half_the_photos() -> None:
     photos = _photos(n=64)
-    params = OFF.model_copy(update={"hflip": True})
+    params = NO_AUGMENT.model_copy(update={"hflip": True})
     out = augment(photos, params, torch.Generator().manual_seed(0))
     pairs = list(zip(out, photos, strict=True))
     mirrored = [torch.allclose(o, p.float().flip(-1), atol=1e-3) for o, p in pairs]
@@ -56,7 +48,7 @@ def test_same_generator_seed_same_batch_and_values_stay_in_range() -> None:
 
 def test_saturation_zero_makes_grey() -> None:
     photos = _photos().float()
-    params = OFF.model_copy(update={"saturation": 0.999})
+    params = NO_AUGMENT.model_copy(update={"saturation": 0.999})
     out = colour_jitter(photos, params, torch.Generator().manual_seed(0))
     assert out.shape == photos.shape
     assert not torch.equal(out, photos)

@@ -8,22 +8,13 @@ from typing import Any
 
 import pytest
 import torch
-from photo_sets import write_prepared
+from photo_sets import NO_AUGMENT, write_prepared
 
 from catdog.errors import ConfigError, TrainingError
 from catdog.training import loop
 from catdog.training.checkpoint import load_checkpoint
 from catdog.training.loop import Trainer, lr_factor, train
 from catdog.training.params import AugmentParams, TrainParams
-
-NO_AUGMENT = AugmentParams(
-    crop_scale=(1.0, 1.0),
-    crop_ratio=(1.0, 1.0),
-    hflip=False,
-    brightness=0,
-    contrast=0,
-    saturation=0,
-)
 
 
 @pytest.fixture(scope="module")
