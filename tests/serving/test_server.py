@@ -119,11 +119,13 @@ def test_every_worker_follows_a_reload(
     assert reload.status_code == 200
     assert loads_of_v2(server) == 2, "each of the 2 workers must load the new model once"
     assert seen == {"tiny-2"}
-    # Any worker's /metrics counts every worker's predictions, and shows each one's model.
+    # Any worker's /metrics counts every worker's predictions, and shows each one's live model:
+    # both on the new version, none still on another. (A worker still starting when the reload
+    # lands comes up on the new model directly, so how many old series exist depends on timing.)
     for text in scrapes:
         assert 'catdog_predictions_total{label="dog"} 6.0' in text
-        assert text.count('catdog_model_info{name="tiny",pid=') == 4  # 2 workers x 2 versions
-        assert len(re.findall(r'catdog_model_info\{[^}]*version="tiny-2"\} 1\.0', text)) == 2
+        live = re.findall(r'catdog_model_info\{[^}]*version="([^"]+)"\} 1\.0', text)
+        assert live == ["tiny-2", "tiny-2"], text
     assert code == 0, server.output()
 
 
