@@ -12,7 +12,7 @@ import io
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
@@ -27,6 +27,7 @@ DEFAULT_MAX_PIXELS = 40_000_000
 
 RESAMPLING: dict[str, Image.Resampling] = {
     "nearest": Image.Resampling.NEAREST,
+    "box": Image.Resampling.BOX,
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
@@ -66,6 +67,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+class Decoded(NamedTuple):
+    """A decoded photo, and its full size as shown: the decode may be at reduced scale."""
+
+    image: Image.Image
+    width: int
+    height: int
+
+
 def load_rgb(
     source: bytes | Path,
     *,
@@ -77,6 +86,16 @@ def load_rgb(
     `draft_size` lets JPEGs decode at a reduced DCT scale (never below that size): every byte of
     the file is still decoded, so truncation is still caught, at a fraction of the cost.
     """
+    return decode(source, max_pixels=max_pixels, draft_size=draft_size).image
+
+
+def decode(
+    source: bytes | Path,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft_size: int | None = None,
+) -> Decoded:
+    """`load_rgb`, plus the upright full size, which the data stage records (one open, not two)."""
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
     if not data:
         raise image_error("empty_file", "the file is empty (0 bytes)")
@@ -105,11 +124,14 @@ def load_rgb(
         raise image_error(reason, f"cannot decode the image: {exc}") from exc
     except (SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise image_error("undecodable", f"cannot decode the image: {exc}") from exc
+    stored = img.size
     # A broken EXIF block must not refuse a good photo: keep it as stored. In place: no copy of
     # every upright photo.
     with contextlib.suppress(Exception):
         ImageOps.exif_transpose(img, in_place=True)
-    return _to_rgb(img)
+    if img.size != stored:  # turned a quarter: the photo as shown is as tall as it was wide
+        width, height = height, width
+    return Decoded(_to_rgb(img), width, height)
 
 
 def _triple(values: Any) -> tuple[float, float, float]:
@@ -171,7 +193,9 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "Decoded",
     "ImageError",
     "Preprocessing",
+    "decode",
     "load_rgb",
 ]

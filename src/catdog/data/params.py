@@ -41,7 +41,7 @@ class DataParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     image_size: int = Field(128, ge=8, le=4096)
-    resample: Literal["nearest", "bilinear", "bicubic", "lanczos"] = "bilinear"
+    resample: Literal["nearest", "box", "bilinear", "bicubic", "lanczos"] = "bilinear"
     jpeg_quality: int = Field(95, ge=1, le=100)
     # A 12-megapixel phone photo passes; a decompression bomb does not.
     max_pixels: int = Field(40_000_000, gt=0)

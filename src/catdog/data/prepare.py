@@ -80,7 +80,7 @@ def prepare_dataset(
         )
         checked = _check_all(files, settings, params.worker_count(), show_progress)
         rows, plan = _decide(checked, params, previous)
-        _place_images(rows, staging, build)
+        _place_images(rows, checked, staging, build)
         shutil.rmtree(staging)
         write_manifest(build / MANIFEST_NAME, rows)
         report = build_report(rows, params)
@@ -232,14 +232,16 @@ def _row(item: Checked, *, group: str) -> ManifestRow:
     )
 
 
-def _place_images(rows: list[ManifestRow], staging: Path, build: Path) -> None:
+def _place_images(
+    rows: list[ManifestRow], checked: list[Checked], staging: Path, build: Path
+) -> None:
     """Move each kept photo from staging into its split and class folder."""
     for split in SPLITS:
         for cls in CLASSES:
             (build / split / cls).mkdir(parents=True)
-    for row in rows:
+    for row, item in zip(rows, checked, strict=True):
         if row.status == "kept":
-            (staging / f"{row.sha256}.jpg").rename(build / row.output_path)
+            (staging / item.staged).rename(build / row.output_path)
 
 
 def _new_sibling(out: Path, purpose: str) -> Path:
