@@ -141,6 +141,26 @@ def test_smoke_passes_against_a_live_server_that_never_loads_torch(
     assert "classifies a cat photo" in smoke.stderr
 
 
+def thread_nice_values(pid: int) -> dict[int, int]:
+    """Nice value of every thread of a process, by thread id (field 19 of /proc/.../stat)."""
+    values = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = task.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+        values[int(task.name)] = int(fields[16])
+    return values
+
+
+def test_heavy_threads_yield_to_the_event_loop(tmp_path: Path, tiny_model: Path) -> None:
+    env = {"CATDOG_ORT_THREADS": "2", "CATDOG_DECODE_THREADS": "1"}
+    with run_server(tmp_path, "--model", str(tiny_model), env=env) as server:
+        for _ in range(3):
+            assert post_photo(server.url, solid(RED)).status_code == 200
+        nice = thread_nice_values(server.process.pid)
+    assert nice[server.process.pid] == 0, "the event loop keeps the normal priority"
+    # The decode thread, the model-run thread and ONNX Runtime's own pool thread.
+    assert sum(value >= 10 for value in nice.values()) >= 3, nice
+
+
 def test_smoke_fails_against_a_wrong_model_or_no_server(
     tmp_path: Path, tiny_model_v2: Path
 ) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 from catdog.errors import ModelError, ServiceUnavailableError
 from catdog.predictor import OnnxClassifier
 from catdog.serving.metrics import ServiceMetrics
+from catdog.serving.priority import lower_this_thread
 
 
 def overloaded(detail: str) -> ServiceUnavailableError:
@@ -87,7 +88,9 @@ class MicroBatcher:
         self.max_wait_s = max_wait_s
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=capacity)
         self._metrics = metrics
-        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catdog-model")
+        self._runner = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="catdog-model", initializer=lower_this_thread
+        )
         self._worker: asyncio.Task[None] | None = None
 
     def start(self) -> None:

@@ -15,6 +15,8 @@ import io
 import json
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ from catdog.errors import CatdogError, ModelError, ServiceUnavailableError
 from catdog.model_store import resolve_model
 from catdog.predictor import OnnxClassifier
 from catdog.serving.metrics import ServiceMetrics
+from catdog.serving.priority import lower_this_thread
 
 log = structlog.get_logger("catdog.serving")
 
@@ -158,12 +161,12 @@ class ModelSlot:
                     log.error("model_follow_failed", model=spec, reason=exc.reason)
 
     async def _load(self, spec: str | None) -> OnnxClassifier:
-        model = await asyncio.to_thread(
-            load_warm_model,
-            spec,
-            threads=self._threads,
-            spinning=self._spinning,
-        )
+        # A fresh lowered thread per load: ONNX Runtime's own threads inherit its priority.
+        with ThreadPoolExecutor(1, "catdog-load", initializer=lower_this_thread) as loader:
+            model = await asyncio.get_running_loop().run_in_executor(
+                loader,
+                partial(load_warm_model, spec, threads=self._threads, spinning=self._spinning),
+            )
         self._model = model
         self.spec = spec
         self.load_error = None

@@ -17,6 +17,7 @@ from catdog.predictor import Prediction
 from catdog.serving.batching import Admission, MicroBatcher
 from catdog.serving.metrics import ServiceMetrics
 from catdog.serving.model_slot import ModelSlot
+from catdog.serving.priority import lower_this_thread
 from catdog.serving.settings import Settings
 
 
@@ -50,7 +51,9 @@ class InferenceService:
             spinning=settings.ort_spinning,
             reload_file=settings.reload_file,
         )
-        self._decoder = ThreadPoolExecutor(decode_threads, thread_name_prefix="catdog-decode")
+        self._decoder = ThreadPoolExecutor(
+            decode_threads, thread_name_prefix="catdog-decode", initializer=lower_this_thread
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
