@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from pathlib import Path
 
@@ -130,3 +131,18 @@ async def test_one_json_log_line_per_request_without_image_bytes(
     text = json.dumps(lines)
     assert "hello" not in text
     assert photo[:64].hex() not in text
+
+
+async def test_startup_objects_are_kept_out_of_full_garbage_collections(tiny_model: Path) -> None:
+    # A full collection scanning every library object paused the loop for tens of ms under
+    # overload; the service freezes what exists once the model is loaded.
+    gc.unfreeze()
+    async with serving(Settings(model=str(tiny_model))) as client:
+        assert (await client.post("/predict", files={"file": ("red.jpg", solid(RED))})).is_success
+        for _ in range(200):
+            if gc.get_freeze_count() > 0:
+                break
+            await asyncio.sleep(0.01)
+        frozen = gc.get_freeze_count()
+    gc.unfreeze()
+    assert frozen > 10_000
