@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from catdog.cli import app
 from catdog.errors import ConfigError
+from catdog.serving import settings as settings_module
 from catdog.serving.settings import Settings, load_settings
 
 runner = CliRunner()
@@ -104,3 +105,16 @@ def test_a_bad_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
     assert result.returncode != 0
     assert "CATDOG_MAX_BATCH" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "expected"),
+    [(2, 1, (2, 1)), (8, 1, (8, 7)), (8, 2, (4, 3)), (1, 1, (1, 1)), (2, 4, (1, 1))],
+)
+def test_threads_share_out_the_cores_leaving_the_event_loop_one(
+    monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, expected: tuple[int, int]
+) -> None:
+    monkeypatch.setattr(settings_module, "available_cores", lambda: cores)
+    assert Settings(workers=workers).threads_per_worker() == expected
+    chosen = Settings(workers=workers, ort_threads=3, decode_threads=5)
+    assert chosen.threads_per_worker() == (3, 5)
