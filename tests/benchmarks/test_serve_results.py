@@ -6,7 +6,9 @@ import json
 import math
 from pathlib import Path
 
+from benchmarks.serving import compare
 from benchmarks.serving.results import Goal, write_json
+from catdog.model_store import read_card, resolve_model
 
 
 def test_goal_verdicts_follow_their_direction() -> None:
@@ -29,3 +31,13 @@ def test_goal_round_trips_through_json(tmp_path: Path) -> None:
     assert document["goals"][0]["met"] is False
     assert "cpu_count" in document["environment"]
     assert not Goal.from_dict(document["goals"][0]).met
+
+
+def test_the_headline_needs_a_model_as_accurate_as_a_resnet18() -> None:
+    card = read_card(resolve_model(None))
+    shipped = compare.reference_accuracy_pct(card)
+    assert shipped == 100.0 * card["metrics"]["test"]["accuracy"]
+    goal = compare.goals_accuracy(card)
+    assert goal.met == (shipped >= compare.RESNET18_FROM_SCRATCH_PCT)
+    assert math.isnan(compare.reference_accuracy_pct({"metrics": {}}))
+    assert not compare.goals_accuracy({}).met
