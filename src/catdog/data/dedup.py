@@ -22,6 +22,8 @@ _DCT_LOW = np.cos(
     np.pi * np.arange(8)[:, None] * (2 * np.arange(_THUMB)[None, :] + 1) / (2 * _THUMB)
 )
 
+_MIDDLE = (31, 32)  # the two middle ranks of the 64 low frequencies
+
 # Rows compared at once: 256 x 25,000 XORs of 8 bytes is about 50 MB, fast and bounded.
 _BLOCK_ROWS = 256
 
@@ -32,8 +34,10 @@ def perceptual_hash(image: Image.Image) -> int:
     DCT: a few times faster, and no SciPy to import in every worker process.
     """
     grey = image.convert("L").resize((_THUMB, _THUMB), Image.Resampling.BOX)
-    low = _DCT_LOW @ np.asarray(grey, dtype=np.float64) @ _DCT_LOW.T
-    bits = np.packbits(low > np.median(low))
+    low = (_DCT_LOW @ np.asarray(grey, dtype=np.float64) @ _DCT_LOW.T).ravel()
+    # The median of 64 values, without np.median's overhead (a tenth of a millisecond a photo).
+    median = np.partition(low, _MIDDLE)[list(_MIDDLE)].mean()
+    bits = np.packbits(low > median)
     return int.from_bytes(bits.tobytes(), "big")
 
 
