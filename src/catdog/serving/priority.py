@@ -29,8 +29,3 @@ def lower_this_thread(step: int = BACKGROUND_NICE) -> None:
         os.setpriority(os.PRIO_PROCESS, thread, min(19, current + step))
     except OSError:  # a sandbox that forbids it: run at normal priority
         return
-
-
-def thread_nice(thread: int) -> int:
-    """The nice value of a thread of this process, by its native id (for tests and metrics)."""
-    return os.getpriority(os.PRIO_PROCESS, thread)
