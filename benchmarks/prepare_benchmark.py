@@ -109,9 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     photos = find_photos(args.raw.resolve(), args.limit)
     if not photos:
         parser.error(f"no photos in class folders under {args.raw}")
-    params = DataParams(image_size=args.size, workers=args.workers)
-    if args.resample:
-        params = params.model_copy(update={"resample": args.resample})
+    chosen = {"resample": args.resample} if args.resample else {}
+    params = DataParams(image_size=args.size, workers=args.workers, **chosen)
     load_before = os.getloadavg()
     plain_s, catdog_s = [], []
     args.scratch.mkdir(parents=True, exist_ok=True)

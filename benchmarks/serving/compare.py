@@ -64,7 +64,7 @@ def reference_accuracy_pct(card: dict[str, Any]) -> float:
     return 100.0 * float(test["accuracy"]) if "accuracy" in test else math.nan
 
 
-def goals_accuracy(reference_card: dict[str, Any]) -> Goal:
+def accuracy_goal(reference_card: dict[str, Any]) -> Goal:
     """The headline counts only with a model at least as accurate as a ResNet-18 would be."""
     return Goal(
         "headline model as accurate as ResNet-18 from scratch",
@@ -84,7 +84,7 @@ def goals(
     ips = {name: median_of(runs, "images_per_s") for name, runs in servers.items()}
     ref = servers[REFERENCE]
     return [
-        goals_accuracy(reference_card),
+        accuracy_goal(reference_card),
         Goal(
             "headline: reference vs baseline, c=8", ips[REFERENCE] / ips[BASELINE], ">=", 5.0, "x"
         ),

@@ -37,7 +37,7 @@ def test_the_headline_needs_a_model_as_accurate_as_a_resnet18() -> None:
     card = read_card(resolve_model(None))
     shipped = compare.reference_accuracy_pct(card)
     assert shipped == 100.0 * card["metrics"]["test"]["accuracy"]
-    goal = compare.goals_accuracy(card)
+    goal = compare.accuracy_goal(card)
     assert goal.met == (shipped >= compare.RESNET18_FROM_SCRATCH_PCT)
     assert math.isnan(compare.reference_accuracy_pct({"metrics": {}}))
-    assert not compare.goals_accuracy({}).met
+    assert not compare.accuracy_goal({}).met
