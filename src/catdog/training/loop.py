@@ -377,7 +377,10 @@ class Trainer:
             task = bar.add_task(f"epoch {epoch}", total=self.steps_per_epoch)
             for batch in range(self.steps_per_epoch):
                 done = self.progress_done(self.elapsed(started))
-                if params.max_minutes is not None and done >= 1.0:
+                # An epoch begun within the budget trains at least one batch: the budget may run
+                # out between the check at the epoch boundary and here, and an epoch of nothing
+                # would still be validated and recorded.
+                if params.max_minutes is not None and done >= 1.0 and batch > 0:
                     break
                 for group in self.optimizer.param_groups:
                     group["lr"] = params.lr * lr_factor(self.state["step"], self.warmup_steps, done)
