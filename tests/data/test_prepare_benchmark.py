@@ -20,7 +20,7 @@ def test_limit_spreads_over_both_classes() -> None:
 
 def test_small_run_writes_both_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output, scratch = tmp_path / "prepare.json", tmp_path / "scratch"
-    options = ["--output", str(output), "--scratch", str(scratch)]
+    options = ["--output", str(output), "--scratch", str(scratch), "--settle", "0"]
     assert main(["--raw", str(SAMPLE), "--limit", "8", "--workers", "2", *options]) == 0
     results = json.loads(output.read_text())
     assert (results["photos"], results["size"], results["workers"]) == (8, 224, 2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -110,3 +112,30 @@ def test_missing_or_unsupported_raw_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "photos.tar").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="neither a folder nor a zip"):
         list_files(tmp_path / "photos.tar")
+
+
+def test_read_a_file_up_to_the_limit_and_one_byte_more(tmp_path: Path) -> None:
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "1.jpg").write_bytes(b"cat bytes")
+    reader = RawReader(tmp_path)
+    assert reader.read("cat/1.jpg", 100) == b"cat bytes"
+    assert reader.read("cat/1.jpg", 9) == b"cat bytes"
+    assert reader.read("cat/1.jpg", 3) == b"cat "  # over the limit: it shows
+
+
+def test_a_file_that_grew_after_its_size_was_taken_is_read_in_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "dog").mkdir()
+    (tmp_path / "dog" / "1.jpg").write_bytes(b"0123456789")
+    real_fstat = os.fstat
+
+    def stale_fstat(fd: int) -> os.stat_result:  # the size before a writer appended to it
+        fields = list(real_fstat(fd))
+        fields[stat.ST_SIZE] = 4
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(os, "fstat", stale_fstat)
+    reader = RawReader(tmp_path)
+    assert reader.read("dog/1.jpg", 100) == b"0123456789"
+    assert reader.read("dog/1.jpg", 6) == b"0123456"

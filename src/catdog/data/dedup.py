@@ -33,7 +33,12 @@ def perceptual_hash(image: Image.Image) -> int:
     their median. The algorithm of `imagehash.phash`, with a box-filter thumbnail and NumPy for the
     DCT: a few times faster, and no SciPy to import in every worker process.
     """
-    grey = image.convert("L").resize((_THUMB, _THUMB), Image.Resampling.BOX)
+    grey = image.convert("L")
+    factor = grey.width // _THUMB
+    if grey.size == (factor * _THUMB, factor * _THUMB):
+        grey = grey.reduce(factor)  # box filter too (rounding within 1 level), a third faster
+    else:
+        grey = grey.resize((_THUMB, _THUMB), Image.Resampling.BOX)
     low = (_DCT_LOW @ np.asarray(grey, dtype=np.float64) @ _DCT_LOW.T).ravel()
     # The median of 64 values, without np.median's overhead (a tenth of a millisecond a photo).
     median = np.partition(low, _MIDDLE)[list(_MIDDLE)].mean()
@@ -48,8 +53,10 @@ def near_duplicate_pairs(hashes: Sequence[int], max_distance: int) -> list[tuple
     for start in range(0, len(values), _BLOCK_ROWS):
         rows = values[start : start + _BLOCK_ROWS]
         # Compare each row only with itself and later hashes: every pair once.
-        distances = np.bitwise_count(rows[:, None] ^ values[None, start:])
-        row_index, column_index = np.nonzero(distances <= max_distance)
+        near = np.bitwise_count(rows[:, None] ^ values[None, start:]) <= max_distance
+        if np.count_nonzero(near) == len(rows):  # each row is near itself, and nothing else
+            continue
+        row_index, column_index = np.nonzero(near)
         for i, j in zip(row_index.tolist(), column_index.tolist(), strict=True):
             if j > i:
                 pairs.append((start + i, start + j))

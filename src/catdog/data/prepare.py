@@ -17,7 +17,7 @@ import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -191,44 +191,47 @@ def _decide(
     rule_id = params.split.rule_id()
     rows = []
     for item in checked:
-        row = _row(item, group=group_of.get(item.sha256, ""))
+        group_id = group_of.get(item.sha256, "")
         if not item.ok:
-            rows.append(row)
+            rows.append(_row(item, group_id, reason=item.reason or "", detail=item.detail))
             continue
         first = copies[item.sha256][0]
         if item is not first:
-            rows.append(replace(row, reason="duplicate", detail=f"same bytes as {first.source}"))
+            detail = f"same bytes as {first.source}"
+            rows.append(_row(item, group_id, reason="duplicate", detail=detail))
         elif item.sha256 in plan.conflicts:
             splits = " and ".join(plan.conflicts[item.sha256])
             detail = f"near-duplicate of photos in {splits}: keeping it would leak between them"
-            rows.append(replace(row, reason="split_conflict", detail=detail))
+            rows.append(_row(item, group_id, reason="split_conflict", detail=detail))
         else:
-            split = plan.splits[item.sha256]
-            output_path = f"{split}/{item.label}/{item.sha256}.jpg"
-            rows.append(
-                replace(
-                    row, status="kept", split=split, output_path=output_path, split_rule=rule_id
-                )
-            )
+            rows.append(_row(item, group_id, split=plan.splits[item.sha256], split_rule=rule_id))
     return rows, plan
 
 
-def _row(item: Checked, *, group: str) -> ManifestRow:
-    """A refused row for `item`; `_decide` turns it into a kept one when it is."""
+def _row(
+    item: Checked,
+    group_id: str,
+    *,
+    reason: str = "",
+    detail: str = "",
+    split: str = "",
+    split_rule: str = "",
+) -> ManifestRow:
+    """The manifest row of `item`: kept when it is given a split, else refused for `reason`."""
     return ManifestRow(
         source_path=item.source,
         sha256=item.sha256,
         label=item.label or "",
-        split="",
+        split=split,
         width=item.width,
         height=item.height,
-        status="refused",
-        reason=item.reason or "",
-        detail=item.detail,
-        group=group,
+        status="kept" if split else "refused",
+        reason=reason,
+        detail=detail,
+        group=group_id,
         phash="" if item.phash is None else f"{item.phash:016x}",
-        output_path="",
-        split_rule="",
+        output_path=f"{split}/{item.label}/{item.sha256}.jpg" if split else "",
+        split_rule=split_rule,
     )
 
 

@@ -104,7 +104,13 @@ class RawReader:
             with self._archive.open(source) as member:
                 return member.read(limit + 1)
         with (self._root / source).open("rb") as handle:
-            return handle.read(limit + 1)
+            # read(limit + 1) alone would allocate limit + 1 bytes for every 20 KB photo: ask for
+            # what the file holds, then for the rest in case it grew meanwhile.
+            size = os.fstat(handle.fileno()).st_size
+            data = handle.read(min(size, limit) + 1)
+            if len(data) > size:
+                data += handle.read(limit + 1 - len(data))
+            return data
 
     def close(self) -> None:
         """Release the zip archive, if any."""

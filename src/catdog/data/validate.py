@@ -8,9 +8,7 @@ one folder queue on its lock: on some file systems that halved the speed of the 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 import zipfile
 import zlib
@@ -109,13 +107,14 @@ class Checker:
         return Checked(source, label, sha256, width, height, phash, staged=staged)
 
     def _stage(self, sha256: str, image: Image.Image) -> str:
-        encoded = io.BytesIO()
-        image.save(encoded, format="JPEG", quality=self.settings.jpeg_quality)
-        path = self._staging / f"{sha256}.jpg"
-        # Exact copies give the same bytes: the first to create the file writes it, others skip.
-        with contextlib.suppress(FileExistsError), path.open("xb") as handle:
-            handle.write(encoded.getbuffer())
-        return str(path.relative_to(self.settings.staging))
+        staged = f"{self._staging.name}/{sha256}.jpg"
+        try:
+            handle = (self.settings.staging / staged).open("xb")
+        except FileExistsError:  # an exact copy: same bytes, so the first one's file serves
+            return staged
+        with handle:  # straight into the file: no in-memory copy of every photo
+            image.save(handle, format="JPEG", quality=self.settings.jpeg_quality)
+        return staged
 
 
 @cache
