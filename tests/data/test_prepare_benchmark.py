@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from petfiles import SAMPLE
 
-from benchmarks.prepare_benchmark import find_photos, main
+from benchmarks.prepare_benchmark import file_create_us, find_photos, main, settle
 
 
 def test_limit_spreads_over_both_classes() -> None:
@@ -37,3 +37,13 @@ def test_small_run_writes_both_figures(tmp_path: Path, capsys: pytest.CaptureFix
 def test_missing_data_set_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["--raw", str(tmp_path / "missing")])
+
+
+def test_the_probe_keeps_its_files_and_settling_is_bounded(tmp_path: Path) -> None:
+    probe = tmp_path / "probe"
+    assert file_create_us(probe, count=5) > 0
+    assert file_create_us(probe, count=5) > 0
+    # Deleting probe files would make the next creations dearer: they stay until the end.
+    assert len(list(probe.iterdir())) == 10
+    cost, waited = settle(probe, limit_s=0.0, cheap_us=0.0)  # never cheap enough: no wait
+    assert cost > 0 and waited < 1.0
