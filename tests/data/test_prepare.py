@@ -35,6 +35,16 @@ def files_under(folder: Path) -> set[str]:
     return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
 
 
+def assert_only_kept_photos_written(out: Path) -> None:
+    """The data set holds exactly its kept photos, each at its split and class, and nothing else:
+    a photo moved with its group, or refused after it was written, leaves no file behind."""
+    kept = [row for row in read_manifest(out) if row["status"] == "kept"]
+    for row in kept:
+        assert row["output_path"] == f"{row['split']}/{row['label']}/{row['sha256']}.jpg"
+    outputs = {row["output_path"] for row in kept}
+    assert files_under(out) == {"manifest.csv", "report.json"} | outputs
+
+
 def jpeg(data: bytes, quality: int) -> bytes:
     buffer = io.BytesIO()
     Image.open(io.BytesIO(data)).convert("RGB").save(buffer, format="JPEG", quality=quality)
@@ -56,10 +66,8 @@ def test_sample_end_to_end_in_worker_processes(tmp_path: Path) -> None:
     kept = [row for row in rows if row["status"] == "kept"]
     assert {row["source_path"]: row["sha256"] for row in kept} == published
     # Exactly the kept photos are written, in their split and class, RGB at the asked size.
-    outputs = {row["output_path"] for row in kept}
-    assert files_under(out) == {"manifest.csv", "report.json"} | outputs
+    assert_only_kept_photos_written(out)
     for row in kept[::25]:
-        assert row["output_path"] == f"{row['split']}/{row['label']}/{row['sha256']}.jpg"
         with Image.open(out / row["output_path"]) as image:
             assert (image.mode, image.size) == ("RGB", (64, 64))
     report = json.loads((out / "report.json").read_text())
@@ -120,6 +128,7 @@ def test_awkward_collection_every_file_accounted_for(
     assert group["label_conflict"] and group["labels"] == ["cat", "dog"]
     assert group["kind"] == "near" and len(group["members"]) == 3
     assert report["duplicates"]["label_conflicts"] == 1
+    assert_only_kept_photos_written(out)  # the copy written into dog/ is gone
 
     refusals: dict[str, int] = {}
     for row in rows.values():
@@ -189,10 +198,44 @@ def test_a_new_copy_joining_a_group_does_not_move_it(
     assert {sha: after[sha] for sha in before} == before
     assert after[sha256(copy)] == before[original_sha]
     assert (result.pinned, result.moved) == (len(before), 0)
+    assert_only_kept_photos_written(out)  # the copy's file followed its group
     # Without the previous manifest the group would have moved: the case above is a real one.
     fresh = tmp_path / "fresh"
     prepare_dataset(raw, fresh, fast_params, show_progress=False)
     assert kept_splits(fresh)[original_sha] != before[original_sha]
+    assert_only_kept_photos_written(fresh)
+
+
+def test_a_new_photo_bridging_two_splits_is_refused_and_leaves_no_file(
+    tmp_path: Path, make_raw: MakeRaw, sample_photos: list[Path], fast_params: DataParams
+) -> None:
+    # First run: two copies of one photo, in different splits, not grouped (distance 0).
+    rule = fast_params.split
+    original = sample_photos[7].read_bytes()
+    first_copy = next(
+        data
+        for data in (jpeg(original, quality) for quality in range(50, 100))
+        if bucket(sha256(data), rule) != bucket(sha256(original), rule)
+    )
+    raw = make_raw(sample_photos[:20])
+    (raw / "PetImages" / "Cat" / "first_copy.jpg").write_bytes(first_copy)
+    out = tmp_path / "prepared"
+    apart = fast_params.model_copy(update={"near_duplicate_distance": 0})
+    prepare_dataset(raw, out, apart, show_progress=False)
+    before = kept_splits(out)
+    assert before[sha256(first_copy)] != before[sha256(original)]
+
+    # Second run groups near copies: a new copy joins both, so it would leak one split into the
+    # other; the old two end up together, one of them moved out of its split.
+    (raw / "PetImages" / "Cat" / "second_copy.jpg").write_bytes(jpeg(original, 42))
+    result = prepare_dataset(raw, out, fast_params, show_progress=False)
+    rows = {row["source_path"]: row for row in read_manifest(out)}
+    bridge = rows["PetImages/Cat/second_copy.jpg"]
+    assert (bridge["status"], bridge["reason"]) == ("refused", "split_conflict")
+    moved = rows["PetImages/Cat/first_copy.jpg"]
+    kept = rows[f"PetImages/Cat/{sample_photos[7].name}"]
+    assert result.moved == 1 and moved["split"] == kept["split"]
+    assert_only_kept_photos_written(out)
 
 
 def read_sha(out: Path, source: str) -> str:

@@ -1,6 +1,6 @@
 """The data stage: raw photos in; a checked, de-duplicated, split and resized data set out.
 
-    check (parallel)  ->  exact copies  ->  near-duplicate groups  ->  splits  ->  write
+    check and write (parallel)  ->  exact copies  ->  near-duplicate groups  ->  splits  ->  fix up
 
 Checking is the costly part (every file is decoded in full), so it runs in worker processes over
 chunks of files; the rest works on hashes and takes a second for 25,000 photos. The new data set
@@ -23,13 +23,12 @@ from typing import Any
 
 from catdog.data.dedup import connected_components, near_duplicate_pairs
 from catdog.data.manifest import MANIFEST_NAME, ManifestRow, read_previous_splits, write_manifest
-from catdog.data.params import SPLITS, DataParams
+from catdog.data.params import DataParams
 from catdog.data.report import REPORT_NAME, build_report, write_report
 from catdog.data.sources import RawFile, list_files
 from catdog.data.split import SplitPlan, assign_splits
 from catdog.data.validate import Checked, Checker, CheckSettings, check_chunk
 from catdog.errors import DataError
-from catdog.preprocess import CLASSES
 from catdog.terminal import progress
 
 # Files per task sent to a worker: large enough to amortise the hand-over, small enough to balance.
@@ -67,11 +66,10 @@ def prepare_dataset(
         raise DataError(f"{raw} holds no files")
     build = _new_sibling(out, "building")
     try:
-        staging = build / ".staging"
-        staging.mkdir()
         settings = CheckSettings(
             raw=raw,
-            staging=staging,
+            out=build,
+            split=params.split,
             image_size=params.image_size,
             resample=params.resample,
             jpeg_quality=params.jpeg_quality,
@@ -80,8 +78,7 @@ def prepare_dataset(
         )
         checked = _check_all(files, settings, params.worker_count(), show_progress)
         rows, plan = _decide(checked, params, previous)
-        _place_images(rows, checked, staging, build)
-        shutil.rmtree(staging)
+        _fix_up_images(rows, checked, build)
         write_manifest(build / MANIFEST_NAME, rows)
         report = build_report(rows, params)
         write_report(build / REPORT_NAME, report)
@@ -235,16 +232,18 @@ def _row(
     )
 
 
-def _place_images(
-    rows: list[ManifestRow], checked: list[Checked], staging: Path, build: Path
-) -> None:
-    """Move each kept photo from staging into its split and class folder."""
-    for split in SPLITS:
-        for cls in CLASSES:
-            (build / split / cls).mkdir(parents=True)
+def _fix_up_images(rows: list[ManifestRow], checked: list[Checked], build: Path) -> None:
+    """Workers wrote each photo into the split of its own hash: move the few whose near-duplicate
+    group (or the previous manifest) put them in another split, and delete the files of photos
+    refused after checking (an exact copy in another class folder, a split conflict)."""
+    left = {item.written for item in checked if item.written}
     for row, item in zip(rows, checked, strict=True):
         if row.status == "kept":
-            (staging / item.staged).rename(build / row.output_path)
+            left.discard(item.written)
+            if item.written != row.output_path:
+                (build / item.written).rename(build / row.output_path)
+    for path in left:  # no kept photo's file: exact copies of one class share theirs
+        (build / path).unlink()
 
 
 def _new_sibling(out: Path, purpose: str) -> Path:

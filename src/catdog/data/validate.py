@@ -1,15 +1,15 @@
 """Checking one raw file: read, hash, decode in full, make it upright RGB, resize, fingerprint.
 
-This runs in worker processes, so what it returns is small (hashes, sizes, a reason); the resized
-photo itself goes to the worker's own staging folder under its content hash, and the orchestrator
-moves it into its split once the split is known. Own folders, because processes creating files in
-one folder queue on its lock: on some file systems that halved the speed of the whole stage.
+This runs in worker processes, so what it returns is small (hashes, sizes, a reason). The resized
+photo itself is written where it will most likely stay: `<split>/<label>/<sha256>.jpg` of the data
+set being built, with the split its own content hash gives. Only a photo whose near-duplicate group
+goes elsewhere, or that is refused after all, is moved or deleted once every file is checked: a few
+files, instead of renaming every photo out of a staging folder at the end.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -19,9 +19,11 @@ from pathlib import Path
 from PIL import Image
 
 from catdog.data.dedup import perceptual_hash
+from catdog.data.params import SPLITS, SplitParams
 from catdog.data.sources import RawFile, RawReader
+from catdog.data.split import bucket
 from catdog.errors import ImageError
-from catdog.preprocess import Preprocessing, decode
+from catdog.preprocess import CLASSES, Preprocessing, decode
 
 _NO_LABEL = "not inside a class folder (cat, cats, dog or dogs, any case, at any depth)"
 
@@ -31,7 +33,8 @@ class CheckSettings:
     """What every worker needs to check files of one run (sent once per chunk, so kept small)."""
 
     raw: Path
-    staging: Path
+    out: Path  # the data set being built
+    split: SplitParams
     image_size: int
     resample: str
     jpeg_quality: int
@@ -51,7 +54,7 @@ class Checked:
     phash: int | None = None
     reason: str | None = None
     detail: str = ""
-    staged: str = ""  # the resized photo, relative to the staging folder
+    written: str = ""  # the resized photo, relative to the data set being built
 
     @property
     def ok(self) -> bool:
@@ -60,14 +63,15 @@ class Checked:
 
 
 class Checker:
-    """Checks files one by one and stages the resized photos as `<sha256>.jpg`."""
+    """Checks files one by one and writes the resized photos as `<split>/<label>/<sha256>.jpg`."""
 
     def __init__(self, settings: CheckSettings) -> None:
         self.settings = settings
         self._reader = RawReader(settings.raw)
         self._preprocessing = Preprocessing(size=settings.image_size, resample=settings.resample)
-        self._staging = settings.staging / f"worker-{os.getpid()}"
-        self._staging.mkdir(exist_ok=True)
+        for split in SPLITS:
+            for cls in CLASSES:
+                (settings.out / split / cls).mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
         """Release the input (an open zip archive)."""
@@ -102,19 +106,19 @@ class Checker:
             detail = f"cannot decode the image: {type(exc).__name__}: {exc}"
             return Checked(source, label, sha256, reason="undecodable", detail=detail)
         resized = self._preprocessing.resize(image)
-        staged = self._stage(sha256, resized)
+        split = bucket(sha256, self.settings.split)
+        written = self._write(f"{split}/{label}/{sha256}.jpg", resized)
         phash = perceptual_hash(resized)
-        return Checked(source, label, sha256, width, height, phash, staged=staged)
+        return Checked(source, label, sha256, width, height, phash, written=written)
 
-    def _stage(self, sha256: str, image: Image.Image) -> str:
-        staged = f"{self._staging.name}/{sha256}.jpg"
+    def _write(self, path: str, image: Image.Image) -> str:
         try:
-            handle = (self.settings.staging / staged).open("xb")
-        except FileExistsError:  # an exact copy: same bytes, so the first one's file serves
-            return staged
+            handle = (self.settings.out / path).open("xb")
+        except FileExistsError:  # an exact copy of the same class: the first one's file serves
+            return path
         with handle:  # straight into the file: no in-memory copy of every photo
             image.save(handle, format="JPEG", quality=self.settings.jpeg_quality)
-        return staged
+        return path
 
 
 @cache
