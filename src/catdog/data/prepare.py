@@ -31,7 +31,7 @@ from catdog.data.validate import Checked, Checker, CheckSettings, check_chunk
 from catdog.errors import DataError
 from catdog.terminal import progress
 
-# Files per task sent to a worker: large enough to amortise the hand-over, small enough to balance.
+# Most files per task sent to a worker: enough to amortise the hand-over (see `_chunks`).
 _MAX_CHUNK = 64
 _TASK = "checking photos"
 
@@ -139,8 +139,7 @@ def _check_here(
 def _check_in_workers(
     files: list[RawFile], settings: CheckSettings, workers: int, show_progress: bool
 ) -> list[Checked]:
-    size = max(1, min(_MAX_CHUNK, len(files) // (workers * 8)))
-    chunks = [files[start : start + size] for start in range(0, len(files), size)]
+    chunks = _chunks(files, workers)
     results: list[list[Checked]] = [[] for _ in chunks]
     # Forked workers start in milliseconds (spawned ones re-import everything, a second lost per
     # run); elsewhere than Linux, fork is unsafe or missing.
@@ -164,6 +163,18 @@ def _check_in_workers(
     except BrokenProcessPool as exc:
         raise DataError(f"a worker process died (out of memory?): {exc}") from exc
     return [checked for chunk in results for checked in chunk]
+
+
+def _chunks(files: list[RawFile], workers: int) -> list[list[RawFile]]:
+    """Chunks that shrink as the work left does (guided scheduling): with equal chunks to the end,
+    one worker sat idle for the last chunk of the other, 0.25 s of a 16 s run."""
+    chunks = []
+    start = 0
+    while start < len(files):
+        size = max(1, min(_MAX_CHUNK, (len(files) - start) // (workers * 4)))
+        chunks.append(files[start : start + size])
+        start += size
+    return chunks
 
 
 def _decide(
