@@ -18,6 +18,7 @@ from catdog.data import prepare as prepare_module
 from catdog.data.manifest import MANIFEST_COLUMNS, REFUSAL_REASONS
 from catdog.data.params import SPLITS, DataParams, SplitParams
 from catdog.data.prepare import prepare_dataset
+from catdog.data.sources import RawFile
 from catdog.data.split import bucket
 from catdog.errors import DataError
 
@@ -310,3 +311,14 @@ def test_out_inside_raw_is_not_read_as_input(
     report = prepare_dataset(raw, raw / "prepared", fast_params, show_progress=False).report
     assert report["files"] == 4
     assert sorted(path.name for path in raw.iterdir()) == ["PetImages", "prepared"]
+
+
+@pytest.mark.parametrize("count", [1, 7, 202, 8000])
+def test_chunks_cover_every_file_in_order_and_end_small(count: int) -> None:
+    files = [RawFile(source=f"Cat/{n:05d}.jpg", label="cat", size=1) for n in range(count)]
+    chunks = prepare_module._chunks(files, workers=2)
+    assert [item for chunk in chunks for item in chunk] == files
+    sizes = [len(chunk) for chunk in chunks]
+    assert max(sizes) <= prepare_module._MAX_CHUNK
+    assert sizes == sorted(sizes, reverse=True)  # never a big chunk after small ones
+    assert sizes[-1] == 1
