@@ -253,7 +253,7 @@ def _fix_up_images(rows: list[ManifestRow], checked: list[Checked], build: Path)
             left.discard(item.written)
             if item.written != row.output_path:
                 (build / item.written).rename(build / row.output_path)
-    for path in left:  # no kept photo's file: exact copies of one class share theirs
+    for path in left:  # files no kept photo owns (a same-class exact copy shares the kept one's)
         (build / path).unlink()
 
 
