@@ -51,6 +51,12 @@ class ManifestRow:
     split_rule: str  # fingerprint of the split parameters that placed this photo
 
 
+def output_path(split: str, label: str, sha256: str) -> str:
+    """Where a kept photo lives in the data set (the `output_path` column). Workers write photos
+    there and the manifest records it: one function, so the two cannot drift apart."""
+    return f"{split}/{label}/{sha256}.jpg"
+
+
 MANIFEST_COLUMNS: tuple[str, ...] = tuple(column.name for column in fields(ManifestRow))
 # A row's values in column order in one C call, not 13 getattr calls: 8,000 rows in 26 ms, not 36.
 _VALUES = attrgetter(*MANIFEST_COLUMNS)

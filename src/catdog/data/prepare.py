@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from catdog.data.dedup import connected_components, near_duplicate_pairs
-from catdog.data.manifest import MANIFEST_NAME, ManifestRow, read_previous_splits, write_manifest
+from catdog.data.manifest import (
+    MANIFEST_NAME,
+    ManifestRow,
+    output_path,
+    read_previous_splits,
+    write_manifest,
+)
 from catdog.data.params import DataParams
 from catdog.data.report import REPORT_NAME, build_report, write_report
 from catdog.data.sources import RawFile, list_files
@@ -238,7 +244,7 @@ def _row(
         detail=detail,
         group=group_id,
         phash="" if item.phash is None else f"{item.phash:016x}",
-        output_path=f"{split}/{item.label}/{item.sha256}.jpg" if split else "",
+        output_path=output_path(split, item.label or "", item.sha256) if split else "",
         split_rule=split_rule,
     )
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from catdog.data.dedup import perceptual_hash
+from catdog.data.manifest import output_path
 from catdog.data.params import SPLITS, SplitParams
 from catdog.data.sources import RawFile, RawReader
 from catdog.data.split import bucket
@@ -106,8 +107,9 @@ class Checker:
             detail = f"cannot decode the image: {type(exc).__name__}: {exc}"
             return Checked(source, label, sha256, reason="undecodable", detail=detail)
         resized = self._preprocessing.resize(image)
-        split = bucket(sha256, self.settings.split)
-        written = self._write(f"{split}/{label}/{sha256}.jpg", resized)
+        written = self._write(
+            output_path(bucket(sha256, self.settings.split), label, sha256), resized
+        )
         phash = perceptual_hash(resized)
         return Checked(source, label, sha256, width, height, phash, written=written)
 
