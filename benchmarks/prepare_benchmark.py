@@ -16,7 +16,9 @@ project is built on), allocating an inode skips, one by one, every inode of its 
 in the last one to six minutes: after a run deletes its 16,000 outputs, each new file costs up to
 a millisecond of kernel time instead of about 20 us, for both ways alike, which pulls the ratio
 towards the core count. So the benchmark first waits (bounded by --settle) until creating a file
-is cheap again, deletes nothing before it has timed both ways, and records what it measured.
+is cheap again, deletes nothing before it has timed both ways, and records what it measured. It
+also flushes what the previous run wrote before timing the next, so that neither way pays for the
+other's writeback.
 """
 
 from __future__ import annotations
@@ -147,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         subset = Path(tmp) / "raw"
         link_subset(photos, args.raw.resolve(), subset)
         for run in range(args.repeat):
+            # Each way starts with no dirty pages of the other's output: written back during the
+            # next timed run, they would cost it kernel time on these same cores.
+            os.sync()
             plain_s.append(plain_way(photos, Path(tmp) / f"plain-{run}", args.size))
+            os.sync()
             seconds, report = catdog_way(subset, Path(tmp) / f"prepared-{run}", params)
             catdog_s.append(seconds)
     count = len(photos)
