@@ -21,8 +21,9 @@ THRESHOLD = DataParams().near_duplicate_distance
 
 
 def fingerprint(data: bytes, size: int = 128) -> int:
-    """What the data stage computes for a file: pHash of the decoded, resized photo."""
-    return perceptual_hash(Preprocessing(size=size).resize(load_rgb(data, draft_size=size)))
+    """What the data stage computes for a file: pHash of the decoded photo, resized its way."""
+    resize = Preprocessing(size=size, resample=DataParams().resample).resize
+    return perceptual_hash(resize(load_rgb(data, draft_size=size)))
 
 
 def distance(first: int, second: int) -> int:

@@ -15,12 +15,14 @@ from petfiles import SAMPLE, MakeRaw
 from PIL import Image
 
 from catdog.data import prepare as prepare_module
+from catdog.data.dedup import perceptual_hash
 from catdog.data.manifest import MANIFEST_COLUMNS, REFUSAL_REASONS
 from catdog.data.params import SPLITS, DataParams, SplitParams
 from catdog.data.prepare import prepare_dataset
 from catdog.data.sources import RawFile
 from catdog.data.split import bucket
 from catdog.errors import DataError
+from catdog.preprocess import Preprocessing, load_rgb
 
 
 def read_manifest(out: Path) -> list[dict[str, str]]:
@@ -46,9 +48,11 @@ def assert_only_kept_photos_written(out: Path) -> None:
     assert files_under(out) == {"manifest.csv", "report.json"} | outputs
 
 
-def jpeg(data: bytes, quality: int) -> bytes:
+def jpeg(data: bytes, quality: int, *, trim: int = 0) -> bytes:
+    """The photo re-encoded at `quality`, less `trim` pixel columns on the left."""
+    image = Image.open(io.BytesIO(data)).convert("RGB")
     buffer = io.BytesIO()
-    Image.open(io.BytesIO(data)).convert("RGB").save(buffer, format="JPEG", quality=quality)
+    image.crop((trim, 0, image.width, image.height)).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
 
 
@@ -210,13 +214,19 @@ def test_a_new_copy_joining_a_group_does_not_move_it(
 def test_a_new_photo_bridging_two_splits_is_refused_and_leaves_no_file(
     tmp_path: Path, make_raw: MakeRaw, sample_photos: list[Path], fast_params: DataParams
 ) -> None:
-    # First run: two copies of one photo, in different splits, not grouped (distance 0).
-    rule = fast_params.split
+    # First run: two copies of one photo, in different splits, not grouped (distance 0): a copy
+    # a few pixels narrower, whose perceptual hash differs from the original's by a few bits.
+    rule, near = fast_params.split, fast_params.near_duplicate_distance
     original = sample_photos[7].read_bytes()
     first_copy = next(
         data
-        for data in (jpeg(original, quality) for quality in range(50, 100))
+        for data in (
+            jpeg(original, quality, trim=pixels)
+            for pixels in range(1, 16)
+            for quality in range(50, 100)
+        )
         if bucket(sha256(data), rule) != bucket(sha256(original), rule)
+        and 0 < distance(stage_phash(data, fast_params), stage_phash(original, fast_params)) <= near
     )
     raw = make_raw(sample_photos[:20])
     (raw / "PetImages" / "Cat" / "first_copy.jpg").write_bytes(first_copy)
@@ -245,6 +255,16 @@ def read_sha(out: Path, source: str) -> str:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def distance(first: int, second: int) -> int:
+    return (first ^ second).bit_count()
+
+
+def stage_phash(data: bytes, params: DataParams) -> int:
+    """The perceptual hash the data stage records for a file under `params`."""
+    resize = Preprocessing(size=params.image_size, resample=params.resample).resize
+    return perceptual_hash(resize(load_rgb(data, draft_size=params.image_size)))
 
 
 def test_a_new_split_rule_redraws_the_split(
