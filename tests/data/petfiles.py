@@ -15,10 +15,26 @@ from pathlib import Path
 
 from PIL import Image
 
+from catdog.data.dedup import perceptual_hash
+from catdog.data.params import DataParams
+from catdog.preprocess import Preprocessing, load_rgb
+
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "petimages"
 
 # Copies photos into a raw folder and returns it (the `make_raw` fixture).
 MakeRaw = Callable[[Iterable[Path]], Path]
+
+
+def stage_phash(data: bytes, params: DataParams) -> int:
+    """The perceptual hash the data stage records for a file: of the decoded photo, resized to
+    `params.image_size` with `params.resample`."""
+    resize = Preprocessing(size=params.image_size, resample=params.resample).resize
+    return perceptual_hash(resize(load_rgb(data, draft_size=params.image_size)))
+
+
+def hamming(first: int, second: int) -> int:
+    """Bits in which two hashes differ."""
+    return (first ^ second).bit_count()
 
 
 def encode(image: Image.Image, fmt: str, **options: object) -> bytes:

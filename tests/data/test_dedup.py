@@ -11,23 +11,18 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from petfiles import hamming, stage_phash
 from PIL import Image
 
 from catdog.data.dedup import connected_components, near_duplicate_pairs, perceptual_hash
 from catdog.data.params import DataParams
-from catdog.preprocess import Preprocessing, load_rgb
 
 THRESHOLD = DataParams().near_duplicate_distance
 
 
-def fingerprint(data: bytes, size: int = 128) -> int:
-    """What the data stage computes for a file: pHash of the decoded photo, resized its way."""
-    resize = Preprocessing(size=size, resample=DataParams().resample).resize
-    return perceptual_hash(resize(load_rgb(data, draft_size=size)))
-
-
-def distance(first: int, second: int) -> int:
-    return (first ^ second).bit_count()
+def fingerprint(data: bytes) -> int:
+    """What the data stage computes for a file with the default parameters."""
+    return stage_phash(data, DataParams())
 
 
 def reencoded(data: bytes, change: str) -> bytes:
@@ -68,7 +63,7 @@ def test_reencoded_real_photos_are_near_duplicates(sample_photos: list[Path], ch
         original = photo.read_bytes()
         copy = reencoded(original, change)
         assert copy != original
-        assert distance(fingerprint(original), fingerprint(copy)) <= THRESHOLD, photo.name
+        assert hamming(fingerprint(original), fingerprint(copy)) <= THRESHOLD, photo.name
 
 
 def test_distinct_real_photos_are_not_merged(sample_photos: list[Path]) -> None:
@@ -86,7 +81,7 @@ def test_pairs_match_brute_force(hashes: list[int], max_distance: int) -> None:
     expected = [
         (i, j)
         for i, j in combinations(range(len(values)), 2)
-        if distance(values[i], values[j]) <= max_distance
+        if hamming(values[i], values[j]) <= max_distance
     ]
     assert sorted(near_duplicate_pairs(values, max_distance)) == expected
 

@@ -11,18 +11,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from petfiles import SAMPLE, MakeRaw
+from petfiles import SAMPLE, MakeRaw, hamming, stage_phash
 from PIL import Image
 
 from catdog.data import prepare as prepare_module
-from catdog.data.dedup import perceptual_hash
 from catdog.data.manifest import MANIFEST_COLUMNS, REFUSAL_REASONS
 from catdog.data.params import SPLITS, DataParams, SplitParams
 from catdog.data.prepare import prepare_dataset
 from catdog.data.sources import RawFile
 from catdog.data.split import bucket
 from catdog.errors import DataError
-from catdog.preprocess import Preprocessing, load_rgb
 
 
 def read_manifest(out: Path) -> list[dict[str, str]]:
@@ -226,7 +224,7 @@ def test_a_new_photo_bridging_two_splits_is_refused_and_leaves_no_file(
             for quality in range(50, 100)
         )
         if bucket(sha256(data), rule) != bucket(sha256(original), rule)
-        and 0 < distance(stage_phash(data, fast_params), stage_phash(original, fast_params)) <= near
+        and 0 < hamming(stage_phash(data, fast_params), stage_phash(original, fast_params)) <= near
     )
     raw = make_raw(sample_photos[:20])
     (raw / "PetImages" / "Cat" / "first_copy.jpg").write_bytes(first_copy)
@@ -255,16 +253,6 @@ def read_sha(out: Path, source: str) -> str:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def distance(first: int, second: int) -> int:
-    return (first ^ second).bit_count()
-
-
-def stage_phash(data: bytes, params: DataParams) -> int:
-    """The perceptual hash the data stage records for a file under `params`."""
-    resize = Preprocessing(size=params.image_size, resample=params.resample).resize
-    return perceptual_hash(resize(load_rgb(data, draft_size=params.image_size)))
 
 
 def test_a_new_split_rule_redraws_the_split(
