@@ -41,7 +41,7 @@ class DataParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     image_size: int = Field(128, ge=8, le=4096)
-    # Area averaging: a third cheaper than bilinear, the stage's costliest step, and at 224 px as
+    # Area averaging: a quarter cheaper than bilinear in the costliest step, and at 224 px as
     # close to an ideal LANCZOS resize as the plain way's own output (README, data-stage figures).
     # The model's own resize, in training and serving, is set apart in its Preprocessing.
     resample: Literal["nearest", "box", "bilinear", "bicubic", "lanczos"] = "box"
