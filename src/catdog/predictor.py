@@ -30,6 +30,56 @@ class Prediction:
     probabilities: dict[str, float]
 
 
+def to_prediction(classes: Sequence[str], probabilities: np.ndarray) -> Prediction:
+    """One row of probabilities to a labelled answer."""
+    best = int(np.argmax(probabilities))
+    return Prediction(
+        label=classes[best],
+        confidence=float(probabilities[best]),
+        probabilities={c: float(p) for c, p in zip(classes, probabilities, strict=True)},
+    )
+
+
+def card_preprocessing(onnx_path: Path, card: dict[str, Any]) -> Preprocessing:
+    """The preprocessing a model card names, or a ModelError that says what is wrong with it."""
+    try:
+        return Preprocessing.from_dict(card["preprocessing"])
+    except (KeyError, TypeError, ValueError) as exc:
+        detail = f"model card of {onnx_path} has no usable preprocessing: {exc}"
+        raise ModelError(detail) from exc
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    """What the service's event loop knows of a model: its card. The sessions live in the runner
+    processes, which know it by `key` (one per load, so reloading a file is a new model)."""
+
+    key: str
+    path: Path
+    card: dict[str, Any]
+    preprocessing: Preprocessing
+
+    @classmethod
+    def read(cls, onnx_path: Path, key: str) -> ServedModel:
+        """The model at `onnx_path`, described by the card beside it."""
+        card = read_card(onnx_path)
+        return cls(key, onnx_path, card, card_preprocessing(onnx_path, card))
+
+    @property
+    def version(self) -> str:
+        """The card's version: every answer names it."""
+        return str(self.card.get("version", "unknown"))
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in the order of the model's output columns."""
+        return self.preprocessing.classes
+
+    def to_prediction(self, probabilities: np.ndarray) -> Prediction:
+        """One row of probabilities to a labelled answer."""
+        return to_prediction(self.classes, probabilities)
+
+
 class OnnxClassifier:
     """Load an ONNX export and its card once; classify arrays, bytes or files many times."""
 
@@ -48,11 +98,7 @@ class OnnxClassifier:
 
         self.path = onnx_path
         self.card: dict[str, Any] = card if card is not None else read_card(onnx_path)
-        try:
-            self.preprocessing = Preprocessing.from_dict(self.card["preprocessing"])
-        except (KeyError, TypeError, ValueError) as exc:
-            detail = f"model card of {onnx_path} has no usable preprocessing: {exc}"
-            raise ModelError(detail) from exc
+        self.preprocessing = card_preprocessing(onnx_path, self.card)
         self.version = str(self.card.get("version", "unknown"))
         options = ort.SessionOptions()
         if threads:
@@ -86,12 +132,7 @@ class OnnxClassifier:
 
     def to_prediction(self, probabilities: np.ndarray) -> Prediction:
         """One row of probabilities to a labelled answer."""
-        best = int(np.argmax(probabilities))
-        return Prediction(
-            label=self.classes[best],
-            confidence=float(probabilities[best]),
-            probabilities={c: float(p) for c, p in zip(self.classes, probabilities, strict=True)},
-        )
+        return to_prediction(self.classes, probabilities)
 
     def classify(self, sources: Sequence[bytes | Path]) -> list[Prediction]:
         """Classify several photos in one batch (raises on the first unusable one)."""

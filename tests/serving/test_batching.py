@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from serving_support import BLUE, RED, serving, solid
 
-from catdog.predictor import OnnxClassifier
+from catdog.errors import ModelError
+from catdog.predictor import ServedModel
 from catdog.serving.batching import MicroBatcher
 from catdog.serving.metrics import ServiceMetrics
 from catdog.serving.settings import Settings
@@ -112,19 +113,42 @@ async def test_an_image_not_answered_in_time_is_a_503_timeout(tiny_model: Path) 
 
 
 async def test_batcher_never_mixes_models(tiny_model: Path, tiny_model_v2: Path) -> None:
-    one, two = OnnxClassifier(tiny_model), OnnxClassifier(tiny_model_v2)
+    one, two = ServedModel.read(tiny_model, "one"), ServedModel.read(tiny_model_v2, "two")
     batcher = MicroBatcher(max_batch=8, max_wait_s=0.2, capacity=16, metrics=ServiceMetrics())
     batcher.start()
     try:
-        red_one = one.prepare(solid(RED))
-        red_two = two.prepare(solid(RED))
+        await batcher.load(one)
+        await batcher.load(two)
         results = await asyncio.gather(
-            batcher.submit(one, red_one),
-            batcher.submit(two, red_two),
-            batcher.submit(one, red_one),
+            batcher.submit(one, solid(RED)),
+            batcher.submit(two, solid(RED)),
+            batcher.submit(one, solid(RED)),
         )
     finally:
         await batcher.stop()
     assert [r.batch_size for r in results] == [2, 1, 2]
     # The second model calls red a dog: each image ran on its own model.
     assert [int(np.argmax(r.probabilities)) for r in results] == [0, 1, 0]
+
+
+async def test_a_replaced_model_is_dropped_from_the_runners_after_its_last_job(
+    tiny_model: Path,
+) -> None:
+    old, new = ServedModel.read(tiny_model, "old"), ServedModel.read(tiny_model, "new")
+    batcher = MicroBatcher(max_batch=8, max_wait_s=0.3, capacity=16, metrics=ServiceMetrics())
+    batcher.start()
+    try:
+        await batcher.load(old)
+        await batcher.load(new)
+        in_flight = asyncio.create_task(batcher.submit(old, solid(RED)))
+        await asyncio.sleep(0.05)  # queued, waiting 0.3 s for company
+        batcher.retire(old)
+        answered = await in_flight
+        await asyncio.sleep(0.2)  # the drop runs after the answer
+        with pytest.raises(ModelError, match="not loaded"):
+            await batcher.submit(old, solid(RED))
+        still = await batcher.submit(new, solid(RED))
+    finally:
+        await batcher.stop()
+    assert int(np.argmax(answered.probabilities)) == 0, "the job admitted before finished"
+    assert int(np.argmax(still.probabilities)) == 0

@@ -109,12 +109,12 @@ def test_a_bad_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
 
 @pytest.mark.parametrize(
     ("cores", "workers", "expected"),
-    [(2, 1, (2, 1)), (8, 1, (8, 7)), (8, 2, (4, 3)), (1, 1, (1, 1)), (2, 4, (1, 1))],
+    [(2, 1, (1, 2)), (8, 1, (2, 4)), (8, 2, (1, 4)), (1, 1, (1, 1)), (2, 4, (1, 1))],
 )
-def test_threads_share_out_the_cores_leaving_the_event_loop_one(
+def test_runners_share_out_the_cores(
     monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, expected: tuple[int, int]
 ) -> None:
     monkeypatch.setattr(settings_module, "available_cores", lambda: cores)
     assert Settings(workers=workers).threads_per_worker() == expected
-    chosen = Settings(workers=workers, ort_threads=3, decode_threads=5)
+    chosen = Settings(workers=workers, ort_threads=3, runners=5)
     assert chosen.threads_per_worker() == (3, 5)

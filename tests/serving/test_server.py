@@ -4,6 +4,7 @@ workers follow a reload, no torch in the serving process, `catdog smoke` against
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import threading
@@ -129,36 +130,82 @@ def test_every_worker_follows_a_reload(
     assert code == 0, server.output()
 
 
+def stat_fields(path: Path) -> list[str]:
+    """The fields of a /proc stat file after the command name (field 3 onwards)."""
+    return path.read_text().rsplit(")", 1)[1].split()
+
+
+def runner_pids(pid: int) -> list[int]:
+    """The service's runner processes: its children that run catdog.serving.runner."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int(stat_fields(entry / "stat")[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue  # it ended while we looked
+        if parent == pid and b"catdog.serving.runner" in command:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 def test_smoke_passes_against_a_live_server_that_never_loads_torch(
     tmp_path: Path, reference_model: Path
 ) -> None:
-    with run_server(tmp_path, env={"CATDOG_MODEL": str(reference_model)}) as server:
-        maps = Path(f"/proc/{server.process.pid}/maps").read_text()
+    env = {"CATDOG_MODEL": str(reference_model), "CATDOG_RUNNERS": "2"}
+    with run_server(tmp_path, env=env) as server:
         smoke = catdog_cli("smoke", "--url", server.url, "--wait", "5")
-    assert "onnxruntime" in maps
-    assert "libtorch" not in maps, "the serving process must not load torch"
+        loop_maps = Path(f"/proc/{server.process.pid}/maps").read_text()
+        runners = runner_pids(server.process.pid)
+        runner_maps = [Path(f"/proc/{pid}/maps").read_text() for pid in runners]
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
     assert "classifies a cat photo" in smoke.stderr
+    assert len(runners) == 2
+    assert all("onnxruntime" in maps for maps in runner_maps), "the runners hold the sessions"
+    assert "onnxruntime" not in loop_maps, "the event loop's process holds no session"
+    for maps in [loop_maps, *runner_maps]:
+        assert "libtorch" not in maps, "no serving process may load torch"
 
 
-def thread_nice_values(pid: int) -> dict[int, int]:
-    """Nice value of every thread of a process, by thread id (field 19 of /proc/.../stat)."""
-    values = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        fields = task.joinpath("stat").read_text().rsplit(")", 1)[1].split()
-        values[int(task.name)] = int(fields[16])
-    return values
-
-
-def test_heavy_threads_yield_to_the_event_loop(tmp_path: Path, tiny_model: Path) -> None:
-    env = {"CATDOG_ORT_THREADS": "2", "CATDOG_DECODE_THREADS": "1"}
+def test_runners_yield_to_the_event_loop(tmp_path: Path, tiny_model: Path) -> None:
+    env = {"CATDOG_ORT_THREADS": "2", "CATDOG_RUNNERS": "2"}
     with run_server(tmp_path, "--model", str(tiny_model), env=env) as server:
         for _ in range(3):
             assert post_photo(server.url, solid(RED)).status_code == 200
-        nice = thread_nice_values(server.process.pid)
-    assert nice[server.process.pid] == 0, "the event loop keeps the normal priority"
-    # The decode thread, the model-run thread and ONNX Runtime's own pool thread.
-    assert sum(value >= 10 for value in nice.values()) >= 3, nice
+        loop_nice = int(stat_fields(Path(f"/proc/{server.process.pid}/stat"))[16])
+        runner_nice = {
+            int(task.name): int(stat_fields(task / "stat")[16])
+            for pid in runner_pids(server.process.pid)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+        }
+    assert loop_nice == 0, "the event loop keeps the normal priority"
+    # Two runners, each with its main thread and ONNX Runtime's pool thread, all lowered.
+    assert len(runner_nice) >= 4, runner_nice
+    assert all(value >= 10 for value in runner_nice.values()), runner_nice
+
+
+def test_a_runner_that_dies_is_restarted_and_no_request_gets_a_500(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    env = {"CATDOG_RUNNERS": "2"}
+    with run_server(tmp_path, "--model", str(tiny_model), env=env) as server:
+        assert post_photo(server.url, solid(RED)).status_code == 200
+        before = runner_pids(server.process.pid)
+        os.kill(before[0], signal.SIGKILL)
+        answers = [post_photo(server.url, solid(RED)) for _ in range(12)]
+        after = runner_pids(server.process.pid)
+        metrics = httpx.get(f"{server.url}/metrics").text
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses) <= {200, 503}, statuses
+    refused = [answer.json() for answer in answers if answer.status_code == 503]
+    assert len(refused) == 1, "only the batch the dead runner held fails"
+    assert refused[0]["error"] == "runner_stopped", refused
+    assert statuses[-4:] == [200] * 4, "the restarted runner serves again"
+    assert len(after) == 2
+    assert before[0] not in after and before[1] in after
+    assert 'catdog_requests_total{method="POST",route="/predict",status="500"}' not in metrics
 
 
 def test_smoke_fails_against_a_wrong_model_or_no_server(

@@ -1,33 +1,46 @@
 """Dynamic micro-batching and admission control.
 
-Requests decode their own upload in a thread pool, then hand the ready array to one batch worker
-that groups whatever is waiting (up to `max_batch`, or until `max_wait_s` after the first) into a
-single model run in a thread of its own: ONNX Runtime releases the GIL, so decoding, the event
-loop and the model all make progress at once. `Admission` bounds the images held at any moment,
-so overload is answered with an immediate 503 instead of a queue that grows without end.
+The event loop only queues an upload's bytes and awaits its answer. A runner thread per runner
+process does the rest: one at a time, a thread gathers what is waiting (up to `max_batch`, or
+until `max_wait_s` after the first) and, while the next thread gathers, hands its batch to its
+runner process to decode and run (catdog.serving.runner), waiting on the pipe without the GIL.
+Several runs side by side use a small CPU better than one run split across its cores, and every
+batch costs the loop one wake-up. `Admission` bounds the images held at any moment, so overload
+is answered with an immediate 503 instead of a queue that grows without end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
+import threading
+from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from time import perf_counter
+from time import monotonic
 from typing import NamedTuple
 
 import numpy as np
 
-from catdog.errors import ModelError, ServiceUnavailableError
-from catdog.predictor import OnnxClassifier
+from catdog.errors import CatdogError, ServiceUnavailableError
+from catdog.predictor import ServedModel
+from catdog.preprocess import DEFAULT_MAX_PIXELS
 from catdog.serving.metrics import ServiceMetrics
-from catdog.serving.priority import lower_this_thread
+from catdog.serving.runner import Load, Run, RunnerProcess
+
+# How long `stop` waits for the runner threads to finish the batches in their hands.
+STOP_GRACE_S = 5.0
 
 
 def overloaded(detail: str) -> ServiceUnavailableError:
     """The 503 a caller gets when this worker holds all the images it may hold."""
     return ServiceUnavailableError(detail, reason="overloaded")
+
+
+def shutting_down() -> ServiceUnavailableError:
+    """The 503 of an image still queued when the service stops (none after a graceful drain)."""
+    return ServiceUnavailableError("the service is shutting down", reason="shutting_down")
 
 
 class Admission:
@@ -71,99 +84,188 @@ class Scored(NamedTuple):
 
 @dataclass(eq=False)
 class _Job:
-    model: OnnxClassifier
-    image: np.ndarray
+    model: ServedModel
+    data: bytes = field(repr=False)
     future: asyncio.Future[Scored] = field(repr=False)
 
 
+# What a runner thread hands back to the loop for one job: its answer or its own error.
+_Outcome = tuple["asyncio.Future[Scored]", "Scored | CatdogError"]
+
+
 class MicroBatcher:
-    """Groups concurrent images into model runs. Each job names its model, so a reload never
-    mixes models in one batch and jobs admitted before a swap finish on the model they were
-    preprocessed for."""
+    """Groups concurrent uploads into model runs on a few runner processes. Each job names its
+    model, so a reload never mixes models in one batch, and jobs admitted before a swap finish on
+    the model they were admitted for: a replaced model stays loaded until its last job is done."""
 
     def __init__(
-        self, *, max_batch: int, max_wait_s: float, capacity: int, metrics: ServiceMetrics
+        self,
+        *,
+        max_batch: int,
+        max_wait_s: float,
+        capacity: int,
+        metrics: ServiceMetrics,
+        runners: int = 1,
+        ort_threads: int = 1,
+        ort_spinning: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=capacity)
+        self.capacity = capacity
+        self.max_pixels = max_pixels
+        self.ort_threads = ort_threads
+        self.ort_spinning = ort_spinning
+        self.runners = [RunnerProcess(f"catdog-runner-{i}") for i in range(runners)]
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._gathering = threading.Lock()  # one runner thread gathers a batch at a time
         self._metrics = metrics
-        self._runner = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="catdog-model", initializer=lower_this_thread
-        )
-        self._worker: asyncio.Task[None] | None = None
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._holding: Counter[str] = Counter()  # jobs not yet answered, by model key
+        self._retired: set[str] = set()  # replaced models, dropped once nothing holds them
+        self._drops: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        """Start the batch worker on the running event loop."""
-        self._worker = asyncio.create_task(self._run(), name="catdog-batcher")
+        """Start the runner processes and their threads; answers go back to the running loop."""
+        self._loop = asyncio.get_running_loop()
+        for runner in self.runners:
+            runner.start()
+        self._threads = [
+            threading.Thread(target=self._work, args=(runner,), name=runner.name, daemon=True)
+            for runner in self.runners
+        ]
+        for thread in self._threads:
+            thread.start()
 
     async def stop(self) -> None:
-        """Stop the worker; jobs still queued (none after a graceful drain) get a 503."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-        while not self._queue.empty():
-            job = self._queue.get_nowait()
-            if not job.future.done():
-                job.future.set_exception(
-                    ServiceUnavailableError("the service is shutting down", reason="shutting_down")
-                )
-        self._runner.shutdown(wait=True)
-
-    async def submit(self, model: OnnxClassifier, image: np.ndarray) -> Scored:
-        """Queue one preprocessed image for `model` and wait for its probabilities."""
-        job = _Job(model, image, asyncio.get_running_loop().create_future())
-        try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
-            raise overloaded("the model queue is full") from None
-        self._metrics.queue_depth.set(self._queue.qsize())
-        return await job.future
-
-    async def _run(self) -> None:
+        """Stop after the batches in hand; what is still queued gets a 503; runners exit."""
+        self._jobs.put(None)  # each runner thread passes the stop on to the next
+        await asyncio.to_thread(self._join)
         while True:
-            jobs = await self._collect()
-            self._metrics.queue_depth.set(self._queue.qsize())
-            # A job whose caller timed out or went away is not worth a model run.
-            live = [job for job in jobs if not job.future.done()]
-            for model in dict.fromkeys(job.model for job in live):
-                await self._run_batch(model, [job for job in live if job.model is model])
-
-    async def _collect(self) -> list[_Job]:
-        """Wait for one job, then gather more until the batch is full or the wait is over."""
-        jobs = [await self._queue.get()]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_wait_s
-        while len(jobs) < self.max_batch:
-            if not self._queue.empty():
-                jobs.append(self._queue.get_nowait())
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
             try:
-                async with asyncio.timeout(remaining):
-                    jobs.append(await self._queue.get())
-            except TimeoutError:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
                 break
+            if job is not None and not job.future.done():
+                job.future.set_exception(shutting_down())
+        await asyncio.to_thread(self._close_runners)
+
+    def _join(self) -> None:
+        deadline = monotonic() + STOP_GRACE_S
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - monotonic()))
+
+    def _close_runners(self) -> None:
+        for runner in self.runners:
+            runner.close()
+
+    async def load(self, model: ServedModel) -> None:
+        """Load and warm `model` in every runner, one after the other so the rest keep serving;
+        if one cannot, none keeps it and its ModelError is raised."""
+        message = Load(model.key, str(model.path), self.ort_threads, self.ort_spinning)
+        try:
+            for runner in self.runners:
+                await asyncio.to_thread(runner.load, message)
+        except CatdogError:
+            await self._drop(model.key)
+            raise
+
+    def retire(self, model: ServedModel) -> None:
+        """`model` is no longer served: drop it from the runners once its last job is done."""
+        self._retired.add(model.key)
+        if not self._holding[model.key]:
+            self._schedule_drop(model.key)
+
+    async def submit(self, model: ServedModel, data: bytes) -> Scored:
+        """Queue one upload for `model` and wait for its probabilities (or its ImageError)."""
+        if self._jobs.qsize() >= self.capacity:
+            raise overloaded("the model queue is full")
+        job = _Job(model, data, asyncio.get_running_loop().create_future())
+        self._holding[model.key] += 1
+        self._jobs.put(job)
+        self._metrics.queue_depth.set(self._jobs.qsize())
+        try:
+            return await job.future
+        finally:
+            self._holding[model.key] -= 1
+            if not self._holding[model.key]:
+                del self._holding[model.key]
+                if model.key in self._retired:
+                    self._schedule_drop(model.key)
+
+    def _schedule_drop(self, key: str) -> None:
+        self._retired.discard(key)
+        task = asyncio.get_running_loop().create_task(self._drop(key), name="catdog-drop")
+        self._drops.add(task)
+        task.add_done_callback(self._drops.discard)
+
+    async def _drop(self, key: str) -> None:
+        for runner in self.runners:
+            with contextlib.suppress(CatdogError):  # a runner that died forgot it anyway
+                await asyncio.to_thread(runner.drop, key)
+
+    def _work(self, runner: RunnerProcess) -> None:
+        while True:
+            with self._gathering:
+                jobs = self._gather()
+            if jobs is None:
+                return
+            outcomes = self._process(runner, jobs)
+            if outcomes and self._loop is not None:
+                self._loop.call_soon_threadsafe(_deliver, outcomes)
+
+    def _gather(self) -> list[_Job] | None:
+        """Wait for one job, then gather more until the batch is full or the wait is over.
+        None once the service stops (a batch gathered by then is still processed)."""
+        first = self._jobs.get()
+        if first is None:
+            self._jobs.put(None)
+            return None
+        jobs = [first]
+        deadline = monotonic() + self.max_wait_s
+        while len(jobs) < self.max_batch:
+            try:
+                job = self._jobs.get(timeout=max(0.0, deadline - monotonic()))
+            except queue.Empty:
+                break
+            if job is None:
+                self._jobs.put(None)
+                break
+            jobs.append(job)
+        self._metrics.queue_depth.set(self._jobs.qsize())
         return jobs
 
-    async def _run_batch(self, model: OnnxClassifier, jobs: list[_Job]) -> None:
-        batch = np.stack([job.image for job in jobs])
-        started = perf_counter()
-        try:
-            rows = await asyncio.get_running_loop().run_in_executor(
-                self._runner, model.predict_batch, batch
-            )
-        except Exception as exc:  # ONNX Runtime's errors are untyped; fail this batch only
-            error = ModelError(f"the model failed on a batch of {len(jobs)}: {exc}")
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(error)
-            return
-        self._metrics.inference.observe(perf_counter() - started)
-        self._metrics.batch_size.observe(len(jobs))
-        for job, row in zip(jobs, rows, strict=True):
+    def _process(self, runner: RunnerProcess, jobs: list[_Job]) -> list[_Outcome]:
+        """One run per model among the live jobs (a caller that timed out is not worth one)."""
+        groups: dict[ServedModel, list[_Job]] = {}
+        for job in jobs:
             if not job.future.done():
-                job.future.set_result(Scored(row, len(jobs)))
+                groups.setdefault(job.model, []).append(job)
+        outcomes: list[_Outcome] = []
+        for model, group in groups.items():
+            message = Run(model.key, [job.data for job in group], self.max_pixels)
+            try:
+                ran = runner.run(message)
+            except CatdogError as exc:  # the model failed, or the runner died: this batch only
+                outcomes += [(job.future, exc) for job in group]
+                continue
+            size = sum(not isinstance(outcome, CatdogError) for outcome in ran.outcomes)
+            if size:
+                self._metrics.inference.observe(ran.seconds)
+                self._metrics.batch_size.observe(size)
+            for job, outcome in zip(group, ran.outcomes, strict=True):
+                answer = outcome if isinstance(outcome, CatdogError) else Scored(outcome, size)
+                outcomes.append((job.future, answer))
+        return outcomes
+
+
+def _deliver(outcomes: list[_Outcome]) -> None:
+    """On the event loop: hand each waiting caller its answer (one loop wake-up per batch)."""
+    for future, outcome in outcomes:
+        if future.done():
+            continue
+        if isinstance(outcome, CatdogError):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

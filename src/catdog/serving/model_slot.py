@@ -1,64 +1,31 @@
 """The model being served, and how it is replaced without failing a request.
 
-A reload resolves, loads and warms the new model in a thread while the old one keeps serving,
-then swaps one reference. Requests take the reference once, at their start, so those in flight
-finish on the model that preprocessed them. With several worker processes, a reload writes the
+A reload resolves the new model, loads and warms it in every runner process while the old one
+keeps serving, then swaps one reference. Requests take the reference once, at their start, so
+those in flight finish on the model they were admitted for; the runners drop the old model after
+its last job. With several worker processes, a reload writes the
 new model to a shared "generation" file that every worker polls, so all of them follow.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
-import io
 import json
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 
-import numpy as np
 import structlog
-from PIL import Image
 
-from catdog.errors import CatdogError, ModelError, ServiceUnavailableError
+from catdog.errors import CatdogError, ServiceUnavailableError
 from catdog.model_store import resolve_model
-from catdog.predictor import OnnxClassifier
+from catdog.predictor import ServedModel
+from catdog.serving.batching import MicroBatcher
 from catdog.serving.metrics import ServiceMetrics
-from catdog.serving.priority import lower_this_thread
 
 log = structlog.get_logger("catdog.serving")
 
 FOLLOW_INTERVAL_S = 1.0
-
-
-def release_free_memory() -> None:
-    """Hand freed heap pages back to the OS. ONNX Runtime frees the parsed model (about twice
-    the weights) once the session is built, but glibc keeps the pages: for ResNet-18 that is
-    ~75 MB of resident memory that nothing uses."""
-    libc_name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(libc_name) if libc_name else None
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
-
-
-def load_warm_model(spec: str | None, *, threads: int, spinning: bool = False) -> OnnxClassifier:
-    """Resolve, load, decode a photo and run the model once, so no request pays for a first
-    time. The warm-up also proves the model answers in the contract's shape."""
-    model = OnnxClassifier(resolve_model(spec), threads=threads, spinning=spinning)
-    size = model.preprocessing.size
-    photo = io.BytesIO()
-    Image.new("RGB", (2 * size, 2 * size), (128, 96, 64)).save(photo, "JPEG")
-    out = model.predict_batch(model.prepare(photo.getvalue())[np.newaxis])
-    if out.shape != (1, len(model.classes)) or not np.allclose(out.sum(axis=1), 1, atol=1e-3):
-        raise ModelError(
-            f"{model.path} must output probabilities of shape [N, {len(model.classes)}] "
-            f"that sum to 1; got {out.tolist()}"
-        )
-    release_free_memory()
-    return model
 
 
 def _read_generation(path: Path) -> tuple[str, str | None] | None:
@@ -84,17 +51,15 @@ class ModelSlot:
         self,
         spec: str | None,
         *,
-        threads: int,
+        batcher: MicroBatcher,
         metrics: ServiceMetrics,
-        spinning: bool = False,
         reload_file: Path | None = None,
     ) -> None:
         self.spec = spec
-        self._threads = threads
-        self._spinning = spinning
+        self._batcher = batcher
         self._metrics = metrics
         self._reload_file = reload_file
-        self._model: OnnxClassifier | None = None
+        self._model: ServedModel | None = None
         self._generation: str | None = None
         self._lock = asyncio.Lock()
         self.load_error: CatdogError | None = None
@@ -105,7 +70,7 @@ class ModelSlot:
         return self._model is not None
 
     @property
-    def current(self) -> OnnxClassifier:
+    def current(self) -> ServedModel:
         """The model to use for a request that starts now."""
         if self._model is None:
             detail = "the model is still loading"
@@ -127,7 +92,7 @@ class ModelSlot:
                 self.load_error = exc
                 log.error("model_load_failed", model=spec, reason=exc.reason, detail=exc.detail)
 
-    async def reload(self, spec: str | None) -> tuple[OnnxClassifier, OnnxClassifier | None]:
+    async def reload(self, spec: str | None) -> tuple[ServedModel, ServedModel | None]:
         """Load and warm `spec`, swap it in, tell the other workers. Returns (new, old)."""
         async with self._lock:
             previous = self._model
@@ -160,14 +125,13 @@ class ModelSlot:
                 except CatdogError as exc:
                     log.error("model_follow_failed", model=spec, reason=exc.reason)
 
-    async def _load(self, spec: str | None) -> OnnxClassifier:
-        # A fresh lowered thread per load: ONNX Runtime's own threads inherit its priority.
-        with ThreadPoolExecutor(1, "catdog-load", initializer=lower_this_thread) as loader:
-            model = await asyncio.get_running_loop().run_in_executor(
-                loader,
-                partial(load_warm_model, spec, threads=self._threads, spinning=self._spinning),
-            )
-        self._model = model
+    async def _load(self, spec: str | None) -> ServedModel:
+        path = await asyncio.to_thread(resolve_model, spec)  # a registry URI downloads
+        model = await asyncio.to_thread(ServedModel.read, path, uuid.uuid4().hex)
+        await self._batcher.load(model)
+        previous, self._model = self._model, model
+        if previous is not None:
+            self._batcher.retire(previous)
         self.spec = spec
         self.load_error = None
         self._metrics.set_model(str(model.card.get("name", "catdog")), model.version)

@@ -1,7 +1,7 @@
 """One worker's inference service: uploads in, answers out, everything off the event loop.
 
-Routes stay thin and call `classify`/`classify_many`; this is where admission, decoding in the
-thread pool, batching, the per-request timeout and the prediction metrics meet.
+Routes stay thin and call `classify`/`classify_many`; this is where admission, batching (decoding
+included), the per-request timeout and the prediction metrics meet.
 """
 
 from __future__ import annotations
@@ -9,16 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 
 from catdog.errors import CatdogError, ServiceUnavailableError
 from catdog.predictor import Prediction
 from catdog.serving.batching import Admission, MicroBatcher
 from catdog.serving.metrics import ServiceMetrics
 from catdog.serving.model_slot import ModelSlot
-from catdog.serving.priority import lower_this_thread
 from catdog.serving.settings import Settings
 
 
@@ -32,28 +29,25 @@ class Answer:
 
 
 class InferenceService:
-    """Admission, decoding, batching and the served model of one worker process."""
+    """Admission, batching and the served model of one worker process."""
 
     def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        ort_threads, decode_threads = settings.threads_per_worker()
+        ort_threads, runners = settings.threads_per_worker()
         self.admission = Admission(settings.queue_size, metrics)
         self.batcher = MicroBatcher(
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000,
             capacity=settings.queue_size,
             metrics=metrics,
+            runners=runners,
+            ort_threads=ort_threads,
+            ort_spinning=settings.ort_spinning,
+            max_pixels=settings.max_pixels,
         )
         self.models = ModelSlot(
-            settings.model,
-            threads=ort_threads,
-            metrics=metrics,
-            spinning=settings.ort_spinning,
-            reload_file=settings.reload_file,
-        )
-        self._decoder = ThreadPoolExecutor(
-            decode_threads, thread_name_prefix="catdog-decode", initializer=lower_this_thread
+            settings.model, batcher=self.batcher, metrics=metrics, reload_file=settings.reload_file
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -81,7 +75,6 @@ class InferenceService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.batcher.stop()
-        self._decoder.shutdown(wait=False, cancel_futures=True)
 
     async def classify(self, data: bytes) -> Answer:
         """Classify one upload, or raise a CatdogError (refused image, 503 overload/timeout)."""
@@ -114,11 +107,7 @@ class InferenceService:
 
     async def _classify(self, data: bytes) -> Answer:
         model = self.models.current
-        loop = asyncio.get_running_loop()
-        image = await loop.run_in_executor(
-            self._decoder, partial(model.prepare, data, max_pixels=self.settings.max_pixels)
-        )
-        scored = await self.batcher.submit(model, image)
+        scored = await self.batcher.submit(model, data)
         prediction = model.to_prediction(scored.probabilities)
         self.metrics.predictions.labels(label=prediction.label).inc()
         self.metrics.confidence.labels(label=prediction.label).observe(prediction.confidence)

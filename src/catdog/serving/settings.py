@@ -17,6 +17,8 @@ from catdog.errors import ConfigError
 from catdog.preprocess import DEFAULT_MAX_PIXELS
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+# Each runner process holds its own copy of the model and of ONNX Runtime.
+MAX_DEFAULT_RUNNERS = 4
 
 
 def available_cores() -> int:
@@ -42,7 +44,10 @@ class Settings(BaseSettings):
         default=8, ge=1, description="Most images run through the model at once."
     )
     max_wait_ms: float = Field(
-        default=2.0, ge=0, description="How long a batch waits for company once it has one image."
+        default=0.0,
+        ge=0,
+        description="How long a batch waits for company once it has one image. 0: none; under "
+        "load, batches still form from what queued while the runners were busy.",
     )
     queue_size: int = Field(
         default=32, ge=1, description="Images admitted per worker; beyond it, an immediate 503."
@@ -60,17 +65,19 @@ class Settings(BaseSettings):
     )
     log_level: LogLevel = "info"
     ort_threads: int = Field(
-        default=0, ge=0, description="ONNX Runtime intra-op threads; 0 = cores // workers."
+        default=0,
+        ge=0,
+        description="ONNX Runtime intra-op threads of each run; 0 = cores // workers // runners.",
     )
     ort_spinning: bool = Field(
         default=False,
         description="Let idle ONNX Runtime threads busy-wait (faster alone, slower beside decode).",
     )
-    decode_threads: int = Field(
+    runners: int = Field(
         default=0,
         ge=0,
-        description="Threads decoding uploads; 0 = cores // workers - 1 (at least 1): "
-        "the event loop keeps a core to answer on.",
+        description="Runner processes per worker, each decoding and running one batch at a "
+        f"time; 0 = cores // workers, at most {MAX_DEFAULT_RUNNERS}.",
     )
     retry_after_s: int = Field(default=1, ge=0, description="Retry-After sent with every 503.")
     reload_file: Path | None = Field(
@@ -94,13 +101,15 @@ class Settings(BaseSettings):
         return int(self.max_upload_mb * 1024 * 1024)
 
     def threads_per_worker(self) -> tuple[int, int]:
-        """(ONNX Runtime threads, decode threads) for one worker: the cores shared out.
+        """(ONNX Runtime threads per run, runners) for one worker: the cores shared out.
 
-        One decode thread fewer than cores: on 2 cores, 1 decode thread served as many images/s
-        as 2 and cut the p99 of overload 503s from 51 to 39 ms (benchmarks/serving/overload.py).
+        A runner per core, each run on one thread: a small model splits poorly across cores
+        (two threads ran the shipped model 1.35x as fast as one, two runs side by side 1.95x).
+        Past a few runners, each one's memory costs more than single-threaded runs gain.
         """
         share = max(1, available_cores() // self.workers)
-        return (self.ort_threads or share, self.decode_threads or max(1, share - 1))
+        runners = self.runners or min(share, MAX_DEFAULT_RUNNERS)
+        return (self.ort_threads or max(1, share // runners), runners)
 
 
 def load_settings(**overrides: Any) -> Settings:
