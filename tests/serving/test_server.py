@@ -206,6 +206,7 @@ def test_a_runner_that_dies_is_restarted_and_no_request_gets_a_500(
     assert len(after) == 2
     assert before[0] not in after and before[1] in after
     assert 'catdog_requests_total{method="POST",route="/predict",status="500"}' not in metrics
+    assert '"event": "runner_stopped"' in server.output(), "the restart is logged"
 
 
 def test_smoke_fails_against_a_wrong_model_or_no_server(

@@ -22,12 +22,15 @@ from time import monotonic
 from typing import NamedTuple
 
 import numpy as np
+import structlog
 
 from catdog.errors import CatdogError, ServiceUnavailableError
 from catdog.predictor import ServedModel
 from catdog.preprocess import DEFAULT_MAX_PIXELS
 from catdog.serving.metrics import ServiceMetrics
-from catdog.serving.runner import Load, Run, RunnerProcess
+from catdog.serving.runner import Load, Run, RunnerProcess, RunnerStoppedError
+
+log = structlog.get_logger("catdog.serving")
 
 # How long `stop` waits for the runner threads to finish the batches in their hands.
 STOP_GRACE_S = 5.0
@@ -248,6 +251,8 @@ class MicroBatcher:
             try:
                 ran = runner.run(message)
             except CatdogError as exc:  # the model failed, or the runner died: this batch only
+                if isinstance(exc, RunnerStoppedError):
+                    log.warning("runner_stopped", runner=runner.name, detail=exc.detail)
                 outcomes += [(job.future, exc) for job in group]
                 continue
             size = sum(not isinstance(outcome, CatdogError) for outcome in ran.outcomes)

@@ -46,7 +46,7 @@ class ServiceMetrics:
         )
         self.queue_depth = Gauge(
             "catdog_queue_depth",
-            "Images decoded and waiting for the model.",
+            "Uploads waiting for a runner.",
             registry=r,
             multiprocess_mode="livesum",
         )

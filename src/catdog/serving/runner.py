@@ -96,7 +96,6 @@ class RunnerProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._send: Connection | None = None
         self._receive: Connection | None = None
-        self.restarts = 0
 
     @property
     def pid(self) -> int | None:
@@ -150,7 +149,13 @@ class RunnerProcess:
                 reply = self._receive.recv()
             except (EOFError, OSError) as exc:
                 code = self._close()
-                self._restart()
+                try:
+                    self._restart()
+                except OSError as start_failed:  # no new process: later calls say so at once
+                    raise RunnerStoppedError(
+                        f"runner {self.name} stopped (exit status {code}) and cannot be "
+                        f"restarted: {start_failed}"
+                    ) from exc
                 raise RunnerStoppedError(
                     f"runner {self.name} stopped (exit status {code}) and was restarted"
                 ) from exc
@@ -173,13 +178,14 @@ class RunnerProcess:
 
     def _restart(self) -> None:
         """A new child with every model the old one held (one that fails to load stays out)."""
-        self.restarts += 1
         self.start()
-        assert self._send is not None and self._receive is not None
+        send, receive = self._send, self._receive
+        if send is None or receive is None:
+            return
         for key, message in list(self._models.items()):
             try:
-                self._send.send(message)
-                reply = self._receive.recv()
+                send.send(message)
+                reply = receive.recv()
             except (EOFError, OSError):
                 return
             if isinstance(reply, BaseException):
