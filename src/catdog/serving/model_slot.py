@@ -3,8 +3,8 @@
 A reload resolves the new model, loads and warms it in every runner process while the old one
 keeps serving, then swaps one reference. Requests take the reference once, at their start, so
 those in flight finish on the model they were admitted for; the runners drop the old model after
-its last job. With several worker processes, a reload writes the
-new model to a shared "generation" file that every worker polls, so all of them follow.
+its last job. With several worker processes, a reload writes the new model to a shared
+"generation" file that every worker polls, so all of them follow.
 """
 
 from __future__ import annotations

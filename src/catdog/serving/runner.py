@@ -1,10 +1,10 @@
 """Runner processes: where uploads are decoded and run through the model, away from the event loop.
 
-Each runner is a child process (`CHILD_PROGRAM`) that holds its own ONNX Runtime
-sessions and answers one request at a time over a private pair of pipes: load a model, run a batch
-of uploads, drop a model. The event loop's process keeps only HTTP: in one process, decoding and
-the model contend with the loop for the GIL, and on 2 cores that cost a quarter of the throughput
-(benchmarks/serving). A runner that dies is started again with the models it held.
+Each runner is a child process (`CHILD_PROGRAM`) that holds its own ONNX Runtime sessions and
+answers one message at a time over a private pair of pipes: load a model, run a batch of uploads,
+drop a model. The event loop's process keeps only HTTP: in one process, decoding and the model
+contended with the loop for the GIL, and on 2 cores that cost a fifth of the throughput (README,
+Benchmarks). A runner that dies is started again with the models it held.
 
 Both ends of the protocol live here. Messages are pickled over pipes that only this process and
 its own child hold.
@@ -13,6 +13,8 @@ its own child hold.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import io
 import os
 import signal
@@ -26,17 +28,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from catdog.errors import CatdogError, ModelError
+from catdog.predictor import OnnxClassifier
 
 # How long closing a runner waits for it to exit before killing it.
 EXIT_GRACE_S = 2.0
+# Runners run at this nice value: under overload the event loop's process must win a core at
+# once to accept connections and answer the 503s. CFS gives nice 10 about a tenth of the weight of
+# nice 0, and the runners still get every core whenever the loop idles.
+BACKGROUND_NICE = 10
 # The child's program. Its priority is lowered first, before any import can start a thread, so
-# that every thread it will have (ONNX Runtime's, NumPy's) yields to the event loop's process:
-# an overload 503 must not queue behind a batch.
+# that every thread it will have (ONNX Runtime's, NumPy's) inherits it.
 CHILD_PROGRAM = (
-    "import os; from catdog.serving.priority import BACKGROUND_NICE; os.nice(BACKGROUND_NICE); "
-    "from catdog.serving.runner import main; main()"
+    f"import os; os.nice({BACKGROUND_NICE}); from catdog.serving.runner import main; main()"
 )
 
 # One upload's outcome: its probabilities, or why it was refused.
@@ -91,16 +97,11 @@ class RunnerProcess:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._models: dict[str, Load] = {}  # what a restarted child must load again
         self._process: subprocess.Popen[bytes] | None = None
         self._send: Connection | None = None
         self._receive: Connection | None = None
-
-    @property
-    def pid(self) -> int | None:
-        """The child's process id, or None before it starts."""
-        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
         """Start the child process; it is ready for messages at once (they wait in the pipe)."""
@@ -120,13 +121,15 @@ class RunnerProcess:
 
     def load(self, message: Load) -> None:
         """Load a model into the child, or raise the ModelError that says why it cannot."""
-        self._call(message)
-        self._models[message.key] = message
+        with self._lock:
+            self._call(message)
+            self._models[message.key] = message
 
     def drop(self, key: str) -> None:
         """Forget a model in the child."""
-        self._models.pop(key, None)
-        self._call(Drop(key))
+        with self._lock:
+            self._models.pop(key, None)
+            self._call(Drop(key))
 
     def run(self, message: Run) -> Ran:
         """Decode and run one batch in the child."""
@@ -195,12 +198,8 @@ class RunnerProcess:
 # ---- the child's end ----------------------------------------------------------------------------
 
 
-def _load(message: Load) -> Any:
+def _load(message: Load) -> OnnxClassifier:
     """An OnnxClassifier, warmed by one photo, that answers in the contract's shape."""
-    from PIL import Image  # noqa: PLC0415 - the child's own imports
-
-    from catdog.predictor import OnnxClassifier  # noqa: PLC0415
-
     model = OnnxClassifier(Path(message.path), threads=message.threads, spinning=message.spinning)
     size = model.preprocessing.size
     photo = io.BytesIO()
@@ -219,16 +218,13 @@ def _release_free_memory() -> None:
     """Hand freed heap pages back to the OS. ONNX Runtime frees the parsed model (about twice
     the weights) once the session is built, but glibc keeps the pages: for ResNet-18 that is
     ~75 MB of resident memory that nothing uses."""
-    import ctypes  # noqa: PLC0415
-    import ctypes.util  # noqa: PLC0415
-
     libc_name = ctypes.util.find_library("c")
     libc = ctypes.CDLL(libc_name) if libc_name else None
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
 
 
-def _run(model: Any, message: Run) -> Ran:
+def _run(model: OnnxClassifier, message: Run) -> Ran:
     """Decode each upload (a bad one fails alone), then one model run for the rest."""
     outcomes: list[Outcome | None] = []
     images: list[np.ndarray] = []
@@ -244,7 +240,7 @@ def _run(model: Any, message: Run) -> Ran:
     return Ran([next(rows) if outcome is None else outcome for outcome in outcomes], seconds)
 
 
-def _answer(models: dict[str, Any], message: object) -> object:
+def _answer(models: dict[str, OnnxClassifier], message: object) -> object:
     """One message's reply; an error is the reply, never the end of the runner."""
     try:
         if isinstance(message, Load):
@@ -268,7 +264,7 @@ def serve(receive: Connection, send: Connection) -> None:
     """Answer messages until the service closes the pipe."""
     # Ctrl-C reaches the whole process group: the service drains, then closes the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    models: dict[str, Any] = {}
+    models: dict[str, OnnxClassifier] = {}
     while True:
         try:
             message = receive.recv()
