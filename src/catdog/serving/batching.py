@@ -163,13 +163,19 @@ class MicroBatcher:
         for runner in self.runners:
             runner.close()
 
-    async def load(self, model: ServedModel) -> None:
-        """Load and warm `model` in every runner, one after the other so the rest keep serving;
-        if one cannot, none keeps it and its ModelError is raised."""
+    async def load(self, model: ServedModel, *, serving: bool = True) -> None:
+        """Load and warm `model` in every runner: one after the other while the service is
+        `serving`, so the rest keep answering, else all at once. If one cannot, none keeps it
+        and its ModelError is raised."""
         message = Load(model.key, str(model.path), self.ort_threads, self.ort_spinning)
         try:
-            for runner in self.runners:
-                await asyncio.to_thread(runner.load, message)
+            if serving:
+                for runner in self.runners:
+                    await asyncio.to_thread(runner.load, message)
+            else:
+                await asyncio.gather(
+                    *(asyncio.to_thread(runner.load, message) for runner in self.runners)
+                )
         except CatdogError:
             await self._drop(model.key)
             raise

@@ -128,7 +128,7 @@ class ModelSlot:
     async def _load(self, spec: str | None) -> ServedModel:
         path = await asyncio.to_thread(resolve_model, spec)  # a registry URI downloads
         model = await asyncio.to_thread(ServedModel.read, path, uuid.uuid4().hex)
-        await self._batcher.load(model)
+        await self._batcher.load(model, serving=self._model is not None)
         previous, self._model = self._model, model
         if previous is not None:
             self._batcher.retire(previous)
