@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from catdog.errors import ModelError
+from catdog.errors import CatdogError, ModelError
 from catdog.model_store import read_card
 from catdog.preprocess import DEFAULT_MAX_PIXELS, Preprocessing
 
@@ -125,6 +125,15 @@ class OnnxClassifier:
         """Normalised float32 [N, 3, S, S] to probabilities [N, classes]."""
         outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
         return np.asarray(outputs[0], dtype=np.float32)
+
+    def score_each(
+        self, prepared: Sequence[np.ndarray | CatdogError]
+    ) -> list[np.ndarray | CatdogError]:
+        """One model run for the arrays among `prepared`; each refusal stays in its place, so
+        one bad photo never fails the others."""
+        arrays = [item for item in prepared if isinstance(item, np.ndarray)]
+        rows = iter(self.predict_batch(np.stack(arrays)) if arrays else [])
+        return [item if isinstance(item, CatdogError) else next(rows) for item in prepared]
 
     def prepare(self, source: bytes | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """One photo to a model input; raises ImageError for what is not a usable photo."""

@@ -117,9 +117,7 @@ async def test_an_image_not_answered_in_time_is_a_503_timeout(tiny_model: Path) 
 @contextlib.asynccontextmanager
 async def loaded(*models: ServedModel, max_wait_s: float) -> AsyncIterator[MicroBatcher]:
     """A started batcher (one runner process) with `models` loaded; stopped afterwards."""
-    batcher = MicroBatcher(
-        max_batch=8, max_wait_s=max_wait_s, capacity=16, metrics=ServiceMetrics()
-    )
+    batcher = MicroBatcher(max_batch=8, max_wait_s=max_wait_s, metrics=ServiceMetrics())
     batcher.start()
     try:
         for model in models:

@@ -106,7 +106,6 @@ class MicroBatcher:
         *,
         max_batch: int,
         max_wait_s: float,
-        capacity: int,
         metrics: ServiceMetrics,
         runners: int = 1,
         ort_threads: int = 1,
@@ -115,7 +114,6 @@ class MicroBatcher:
     ) -> None:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
-        self.capacity = capacity
         self.max_pixels = max_pixels
         self.ort_threads = ort_threads
         self.ort_spinning = ort_spinning
@@ -187,9 +185,8 @@ class MicroBatcher:
             self._schedule_drop(model.key)
 
     async def submit(self, model: ServedModel, data: bytes) -> Scored:
-        """Queue one upload for `model` and wait for its probabilities (or its ImageError)."""
-        if self._jobs.qsize() >= self.capacity:
-            raise overloaded("the model queue is full")
+        """Queue one upload for `model` and wait for its probabilities (or its ImageError).
+        `Admission` bounds what is queued: the queue itself needs no limit."""
         job = _Job(model, data, asyncio.get_running_loop().create_future())
         self._holding[model.key] += 1
         self._jobs.put(job)

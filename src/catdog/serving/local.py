@@ -63,12 +63,10 @@ def classify_files(
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         prepared = [_prepare(model, path, max_pixels) for path in chunk]
-        arrays = [p for p in prepared if isinstance(p, np.ndarray)]
-        rows = iter(model.predict_batch(np.stack(arrays)) if arrays else [])
-        for path, item in zip(chunk, prepared, strict=True):
+        for path, item in zip(chunk, model.score_each(prepared), strict=True):
             if isinstance(item, CatdogError):
                 yield FileAnswer(path, error=item)
             else:
-                yield FileAnswer(path, prediction=model.to_prediction(next(rows)))
+                yield FileAnswer(path, prediction=model.to_prediction(item))
             if on_file is not None:
                 on_file()

@@ -224,20 +224,19 @@ def _release_free_memory() -> None:
         libc.malloc_trim(0)
 
 
+def _prepare(model: OnnxClassifier, data: bytes, max_pixels: int) -> Outcome:
+    try:
+        return model.prepare(data, max_pixels=max_pixels)
+    except CatdogError as exc:
+        return exc
+
+
 def _run(model: OnnxClassifier, message: Run) -> Ran:
     """Decode each upload (a bad one fails alone), then one model run for the rest."""
-    outcomes: list[Outcome | None] = []
-    images: list[np.ndarray] = []
-    for data in message.uploads:
-        try:
-            images.append(model.prepare(data, max_pixels=message.max_pixels))
-            outcomes.append(None)
-        except CatdogError as exc:
-            outcomes.append(exc)
+    prepared = [_prepare(model, data, message.max_pixels) for data in message.uploads]
     started = time.perf_counter()
-    rows = iter(model.predict_batch(np.stack(images)) if images else [])
-    seconds = time.perf_counter() - started
-    return Ran([next(rows) if outcome is None else outcome for outcome in outcomes], seconds)
+    outcomes = model.score_each(prepared)
+    return Ran(outcomes, time.perf_counter() - started)
 
 
 def _answer(models: dict[str, OnnxClassifier], message: object) -> object:

@@ -39,7 +39,6 @@ class InferenceService:
         self.batcher = MicroBatcher(
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000,
-            capacity=settings.queue_size,
             metrics=metrics,
             runners=runners,
             ort_threads=ort_threads,
