@@ -1,5 +1,6 @@
-"""Micro-batching: concurrent requests share a model run; a full queue is an immediate 503;
-an image not answered in time is a 503 `timeout`; a batch never mixes two models."""
+"""Micro-batching: concurrent requests share a model run; with no wait, a batch takes only its
+runner's share; a full queue is an immediate 503; an image not answered in time is a 503
+`timeout`; a batch never mixes two models."""
 
 from __future__ import annotations
 
@@ -115,9 +116,13 @@ async def test_an_image_not_answered_in_time_is_a_503_timeout(tiny_model: Path) 
 
 
 @contextlib.asynccontextmanager
-async def loaded(*models: ServedModel, max_wait_s: float) -> AsyncIterator[MicroBatcher]:
-    """A started batcher (one runner process) with `models` loaded; stopped afterwards."""
-    batcher = MicroBatcher(max_batch=8, max_wait_s=max_wait_s, metrics=ServiceMetrics())
+async def loaded(
+    *models: ServedModel, max_wait_s: float, runners: int = 1
+) -> AsyncIterator[MicroBatcher]:
+    """A started batcher with `models` loaded; stopped afterwards."""
+    batcher = MicroBatcher(
+        max_batch=8, max_wait_s=max_wait_s, metrics=ServiceMetrics(), runners=runners
+    )
     batcher.start()
     try:
         for model in models:
@@ -160,3 +165,14 @@ async def test_a_replaced_model_is_dropped_from_the_runners_after_its_last_job(
     assert int(np.argmax(answered.probabilities)) == 0, "the job admitted before finished"
     assert dropped is not None and "not loaded" in dropped.detail
     assert int(np.argmax(still.probabilities)) == 0
+
+
+async def test_with_no_wait_a_batch_takes_only_its_runners_share(tiny_model: Path) -> None:
+    model = ServedModel.read(tiny_model, "one")
+    async with loaded(model, max_wait_s=0, runners=2) as batcher:
+        results = await asyncio.gather(*(batcher.submit(model, solid(RED)) for _ in range(8)))
+    # All 8 are queued before a runner thread gets the GIL: greedy batching would run them as
+    # one batch of 8 and leave the second runner idle; each runner's share is 4.
+    sizes = [r.batch_size for r in results]
+    assert max(sizes) <= 4, sizes
+    assert [int(np.argmax(r.probabilities)) for r in results] == [0] * 8
