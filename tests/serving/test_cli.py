@@ -68,9 +68,9 @@ def test_every_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
     env = {
         "CATDOG_MODEL": "models:/catdog@champion",
         "CATDOG_PORT": "9000",
-        "CATDOG_MAX_BATCH": "4",
+        "CATDOG_MAX_BATCH": "6",
         "CATDOG_MAX_WAIT_MS": "7.5",
-        "CATDOG_QUEUE_SIZE": "32",
+        "CATDOG_QUEUE_SIZE": "24",
         "CATDOG_MAX_UPLOAD_MB": "2",
         "CATDOG_MAX_PIXELS": "1000",
         "CATDOG_API_TOKEN": "t0k",
@@ -81,9 +81,9 @@ def test_every_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv(key, value)
     settings = Settings()
     assert settings.model == "models:/catdog@champion"
-    assert (settings.port, settings.max_batch, settings.max_wait_ms) == (9000, 4, 7.5)
+    assert (settings.port, settings.max_batch, settings.max_wait_ms) == (9000, 6, 7.5)
     assert (settings.queue_size, settings.max_upload_bytes, settings.max_pixels) == (
-        32,
+        24,
         2 * 1024 * 1024,
         1000,
     )

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, description="Processes, each with its own model copy.")
     max_batch: int = Field(
-        default=8,
+        default=4,
         ge=1,
         description="Most images run through the model at once. With no wait, a batch also "
         "takes at most its runner's share of the images in flight.",
