@@ -249,7 +249,7 @@ class MicroBatcher:
     def _batch_limit(self) -> int:
         """`max_batch`; with no wait, also this runner's share of the images in flight. A runner
         that took everything queued would leave the others idle until its long batch is done:
-        at concurrency 8 on 2 runners, shares of 4 served 10% more images/s than batches of up
+        at concurrency 8 on 2 runners, shares of 4 served ~10% more images/s than batches of up
         to 8 (README, Benchmarks). A wait means batches are wanted full (an accelerator)."""
         if self.max_wait_s:
             return self.max_batch
