@@ -171,8 +171,9 @@ async def test_with_no_wait_a_batch_takes_only_its_runners_share(tiny_model: Pat
     model = ServedModel.read(tiny_model, "one")
     async with loaded(model, max_wait_s=0, runners=2) as batcher:
         results = await asyncio.gather(*(batcher.submit(model, solid(RED)) for _ in range(8)))
-    # All 8 are queued before a runner thread gets the GIL: greedy batching would run them as
-    # one batch of 8 and leave the second runner idle; each runner's share is 4.
+    # The 8 are queued before a runner thread gets the GIL back, so greedy batching runs them
+    # as one batch of 8 (it did, 3 times out of 3) and leaves the second runner idle. A share is
+    # at most ceil(8 / 2) whenever a runner gathers, so this holds whatever the timing.
     sizes = [r.batch_size for r in results]
     assert max(sizes) <= 4, sizes
     assert [int(np.argmax(r.probabilities)) for r in results] == [0] * 8
