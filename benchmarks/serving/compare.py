@@ -206,12 +206,23 @@ def print_result(result: dict[str, Any]) -> None:
                     rep["latency_ms"]["p99"],
                     r["ready_s"],
                     r["rss_mb_after"],
+                    r.get("pss_mb_after", float("nan")),
                     " ".join(f"{k}:{v}" for k, v in rep["status_counts"].items()),
                 ]
             )
     print_table(
         f"servers at concurrency {result['plan']['concurrency']}",
-        ["server", "images/s", "p50 ms", "p95 ms", "p99 ms", "ready s", "RSS MiB", "statuses"],
+        [
+            "server",
+            "images/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "ready s",
+            "RSS MiB",
+            "PSS MiB",
+            "statuses",
+        ],
         rows,
     )
     bare_rows = [

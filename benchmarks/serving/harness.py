@@ -104,6 +104,7 @@ def measure(spec: ServerSpec, photos: Sequence[Photo], plan: LoadPlan) -> dict[s
             "ready_s": server.ready_s,
             "rss_mb_idle": rss_idle,
             "rss_mb_after": server.rss_mb(),
+            "pss_mb_after": server.pss_mb(),
             "alive_after": server.alive(),
             "report": report.to_dict(),
         }

@@ -61,7 +61,13 @@ class RunningServer:
 
     def rss_mb(self) -> float:
         """Resident memory of the server and every process it started, in MiB."""
-        return sum(_rss_kib(pid) for pid in _process_tree(self.pid)) / 1024.0
+        return sum(_status_kib(pid, "VmRSS:") for pid in _process_tree(self.pid)) / 1024.0
+
+    def pss_mb(self) -> float:
+        """Proportional memory of the same processes, in MiB: what they hold between them. The
+        RSS sum counts every page the runners share with each other (the libraries' code) once
+        per process; PSS splits it, so it is close to what a container's memory limit sees."""
+        return sum(_smaps_kib(pid, "Pss:") for pid in _process_tree(self.pid)) / 1024.0
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of what the server printed, for error messages."""
@@ -107,10 +113,19 @@ def _process_tree(root: int) -> list[int]:
     return tree
 
 
-def _rss_kib(pid: int) -> int:
+def _status_kib(pid: int, key: str) -> int:
+    return _kib_field(Path(f"/proc/{pid}/status"), key)
+
+
+def _smaps_kib(pid: int, key: str) -> int:
+    return _kib_field(Path(f"/proc/{pid}/smaps_rollup"), key)
+
+
+def _kib_field(path: Path, key: str) -> int:
+    """A `key: N kB` line of a /proc file; 0 when the process is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in path.read_text().splitlines():
+            if line.startswith(key):
                 return int(line.split()[1])
     except OSError:
         pass
