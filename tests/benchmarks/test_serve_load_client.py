@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import math
 import socket
@@ -140,3 +141,29 @@ def test_open_loop_counts_rejections(echo_server: int) -> None:
     assert report.status_counts == {"200": 10, "503": 10}
     assert report.rejected_latency_ms["count"] == 10
     assert report.not_sent == 0
+
+
+@pytest.mark.integration
+def test_the_collector_is_off_while_loading_and_back_on_after(echo_server: int) -> None:
+    """A full collection pausing the client would be timed as the server's latency."""
+    requests = build_requests("127.0.0.1", echo_server, "/predict", load_photos(BUNDLED_SAMPLE, 2))
+    seen: list[bool] = []
+
+    async def load_while_watching() -> None:
+        async def watch() -> None:
+            while True:
+                seen.append(gc.isenabled())
+                await asyncio.sleep(0.005)
+
+        watcher = asyncio.create_task(watch())
+        await closed_loop(
+            "127.0.0.1", echo_server, requests, concurrency=2, max_requests=40, max_seconds=20
+        )
+        await open_loop("127.0.0.1", echo_server, requests, rate=100, max_seconds=0.3)
+        watcher.cancel()
+
+    assert gc.isenabled()
+    asyncio.run(load_while_watching())
+    assert seen
+    assert not any(seen)
+    assert gc.isenabled()
