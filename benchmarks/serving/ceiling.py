@@ -16,14 +16,12 @@ Run: `python -m benchmarks.serving.ceiling` (3 rounds, about 7 minutes) or `--qu
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.serving import bare_ort
-from benchmarks.serving.compare import best_bare, median_of, p95_of
+from benchmarks.serving.compare import bare_round, best_bare, median_of, p95_of
 from benchmarks.serving.harness import LoadPlan, baseline_spec, catdog_spec, measure
 from benchmarks.serving.photos import add_photo_arguments, photos_from_args
 from benchmarks.serving.results import Goal, print_goals, print_table, result_path, write_json
@@ -90,16 +88,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for spec in specs if round_no % 2 == 0 else reversed(specs):
             servers[spec.name].append(measure(spec, photos, plan))
             if spec.name in models:
-                bare[spec.name].append(
-                    bare_ort.measure(
-                        models[spec.name],
-                        photos,
-                        batches=(1, 8),
-                        modes=("decode",),
-                        max_seconds=args.bare_seconds,
-                        max_images=args.requests,
-                    )
-                )
+                bare[spec.name].append(bare_round(models[spec.name], photos, args))
     cards = {name: _card_summary(path) for name, path in models.items()}
     return {
         "plan": vars(plan),
@@ -175,7 +164,7 @@ def print_result(result: dict[str, Any]) -> None:
         [
             name,
             result["stand_ins"][name]["gflops"],
-            statistics.median(max(float(r["images_per_s"]) for r in rows) for rows in rounds),
+            best_bare(rounds),
         ]
         for name, rounds in result["bare_ort"].items()
     ]

@@ -58,6 +58,21 @@ def best_bare(rounds: Sequence[Sequence[dict[str, Any]]]) -> float:
     return statistics.median(max(float(r["images_per_s"]) for r in rows) for rows in rounds)
 
 
+def bare_round(
+    model: Path, photos: Sequence[Photo], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """One round of a model's ceiling: bare ORT with decoding, at batch 1 and 8 (`best_bare`
+    takes the faster), bounded by `--bare-seconds` and `--requests`."""
+    return bare_ort.measure(
+        model,
+        photos,
+        batches=(1, 8),
+        modes=("decode",),
+        max_seconds=args.bare_seconds,
+        max_images=args.requests,
+    )
+
+
 def reference_accuracy_pct(card: dict[str, Any]) -> float:
     """Held-out accuracy (%) that the reference model's card records; NaN when it records none."""
     test = (card.get("metrics") or {}).get("test") or {}
@@ -167,15 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if spec.name == BASELINE:
                     eager.append(eager_baseline(photos, args.bare_seconds, args.requests))
                 if spec.name in onnx_models:
-                    rows = bare_ort.measure(
-                        onnx_models[spec.name],
-                        photos,
-                        batches=(1, 8),
-                        modes=("decode",),
-                        max_seconds=args.bare_seconds,
-                        max_images=args.requests,
-                    )
-                    bare[spec.name].append(rows)
+                    bare[spec.name].append(bare_round(onnx_models[spec.name], photos, args))
     return {
         "plan": vars(plan),
         "rounds": args.rounds,
