@@ -36,7 +36,7 @@ class _Part:
     chunks: list[bytes] = field(default_factory=list)
 
 
-def refused(reason: str, detail: str, status: int = 422) -> RequestRefusedError:
+def _refused(reason: str, detail: str, status: int = 422) -> RequestRefusedError:
     """A request-level refusal with its reason and HTTP status."""
     error = RequestRefusedError(detail, reason=reason)
     error.http_status = status
@@ -54,11 +54,11 @@ def files_in(
     Nothing sent is dropped without a refusal.
     """
     if not body:
-        raise refused("missing_field", f"{name}: Field required (no body was sent)")
+        raise _refused("missing_field", f"{name}: Field required (no body was sent)")
     kind, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
-        raise refused(
+        raise _refused(
             "invalid_request",
             f"{name}: send the photo as multipart/form-data "
             f"(got {(content_type or 'no Content-Type')[:60]!r})",
@@ -70,16 +70,16 @@ def files_in(
             continue
         filename = disposition.get(b"filename")
         if filename is None:
-            raise refused(
+            raise _refused(
                 "invalid_request",
-                f"{name}: Expected UploadFile, received a plain form value: send a file",
+                f"{name}: a plain form value was sent where a file belongs",
             )
         data = part.chunks[0] if len(part.chunks) == 1 else b"".join(part.chunks)
         files.append(Upload(filename.decode("utf-8", "replace"), data))
     if not files:
-        raise refused("missing_field", f"{name}: Field required")
+        raise _refused("missing_field", f"{name}: Field required")
     if len(files) > max_files:
-        raise refused(
+        raise _refused(
             "too_many_files",
             f"{len(files)} files sent as {name!r}, at most {max_files} ({limit_hint})",
             status=413,
@@ -96,7 +96,7 @@ def _parts(body: bytes, boundary: bytes, *, max_parts: int) -> list[_Part]:
 
     def on_part_begin() -> None:
         if len(parts) == max_parts:
-            raise refused(
+            raise _refused(
                 "too_many_files", f"more than {max_parts} parts in one request", status=413
             )
         parts.append(_Part())
@@ -130,9 +130,9 @@ def _parts(body: bytes, boundary: bytes, *, max_parts: int) -> list[_Part]:
     try:
         MultipartParser(boundary, callbacks).write(body)
     except FormParserError as exc:  # a malformed body, or a boundary over 256 bytes
-        raise refused("invalid_request", f"malformed multipart body: {exc}") from None
+        raise _refused("invalid_request", f"malformed multipart body: {exc}") from None
     if not ended:
-        raise refused("invalid_request", "the multipart body ends before its closing boundary")
+        raise _refused("invalid_request", "the multipart body ends before its closing boundary")
     return parts
 
 

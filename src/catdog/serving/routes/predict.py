@@ -15,8 +15,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from catdog.errors import CatdogError, image_error
+from catdog.serving.deps import ServiceDep
 from catdog.serving.schemas import BatchOut, ErrorOut, FileError, FilePrediction, PredictionOut
-from catdog.serving.service import Answer, InferenceService
+from catdog.serving.service import Answer
 from catdog.serving.uploads import Upload, files_in, multipart_schema
 
 router = APIRouter(tags=["predict"])
@@ -30,6 +31,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 
 
 async def _uploads(request: Request, name: str, max_files: int, limit_hint: str) -> list[Upload]:
+    """The files of field `name`; UploadGuardMiddleware has bounded and read the body already."""
     body = await request.body()
     content_type = request.headers.get("content-type")
     return files_in(body, content_type, name, max_files=max_files, limit_hint=limit_hint)
@@ -73,9 +75,8 @@ def _prediction_fields(answer: Answer) -> dict[str, Any]:
         "file", "A photo: JPEG, PNG, WebP, GIF, BMP, TIFF...", many=False
     ),
 )
-async def predict(request: Request) -> Response:
+async def predict(request: Request, service: ServiceDep) -> Response:
     """Classify one photo (multipart field `file`) as cat or dog."""
-    service: InferenceService = request.app.state.service
     (upload,) = await _uploads(request, "file", 1, "several photos go to /predict/batch")
     answer = await service.classify(_within(upload, service.settings.max_upload_bytes))
     fields = _prediction_fields(answer)
@@ -89,10 +90,9 @@ async def predict(request: Request) -> Response:
     responses=_REFUSALS,
     openapi_extra=multipart_schema("files", "Several photos, in the order wanted.", many=True),
 )
-async def predict_batch(request: Request) -> Response:
+async def predict_batch(request: Request, service: ServiceDep) -> Response:
     """Classify several photos (multipart field `files`, up to CATDOG_MAX_BATCH_FILES); each
     gets its prediction or its own refusal, in order."""
-    service: InferenceService = request.app.state.service
     limit = service.settings.max_batch_files
     files = await _uploads(request, "files", limit, "CATDOG_MAX_BATCH_FILES")
     uploads: list[bytes | CatdogError] = []
