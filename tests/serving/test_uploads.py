@@ -39,6 +39,14 @@ def test_files_come_back_whole_in_order_with_their_names() -> None:
     assert [(u.filename, u.data) for u in uploads] == [("dog.jpg", PHOTO), ("b.bin", b"x")]
 
 
+def test_a_quoted_boundary_and_more_parameters_are_understood() -> None:
+    body, content_type = encoded([("file", ("dog.jpg", PHOTO))])
+    boundary = content_type.split("boundary=")[1]
+    quoted = f'multipart/form-data; boundary="{boundary}"; charset=utf-8'
+    (upload,) = files_in(body, quoted, "file", max_files=1, limit_hint="")
+    assert upload.data == PHOTO
+
+
 def test_an_empty_file_and_a_unicode_filename_are_kept() -> None:
     body, content_type = encoded([("file", ("chat noir é.jpg", b""))])
     (upload,) = files_in(body, content_type, "file", max_files=1, limit_hint="")
