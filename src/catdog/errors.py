@@ -14,11 +14,15 @@ class CatdogError(Exception):
     exit_code: int = 1
     http_status: int = 500
 
-    def __init__(self, detail: str, *, reason: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, reason: str | None = None, http_status: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         if reason is not None:
             self.reason = reason
+        if http_status is not None:
+            self.http_status = http_status
 
 
 class ConfigError(CatdogError):
@@ -52,9 +56,7 @@ def image_error(reason: str, detail: str) -> ImageError:
     """Build an ImageError whose HTTP status follows its reason."""
     if reason not in IMAGE_REASONS:
         raise ValueError(f"unknown image refusal reason: {reason}")
-    err = ImageError(detail, reason=reason)
-    err.http_status = IMAGE_REASONS[reason]
-    return err
+    return ImageError(detail, reason=reason, http_status=IMAGE_REASONS[reason])
 
 
 class DataError(CatdogError):

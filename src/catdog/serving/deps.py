@@ -37,11 +37,9 @@ async def require_admin(
             reason="admin_disabled",
         )
     if credentials is None:
-        missing = AccessDeniedError(
-            "send Authorization: Bearer <CATDOG_API_TOKEN>", reason="no_token"
+        raise AccessDeniedError(
+            "send Authorization: Bearer <CATDOG_API_TOKEN>", reason="no_token", http_status=401
         )
-        missing.http_status = 401
-        raise missing
     if not secrets.compare_digest(credentials.credentials, token.get_secret_value()):
         raise AccessDeniedError("the bearer token is not CATDOG_API_TOKEN", reason="bad_token")
 

@@ -36,13 +36,6 @@ class _Part:
     chunks: list[bytes] = field(default_factory=list)
 
 
-def _refused(reason: str, detail: str, status: int = 422) -> RequestRefusedError:
-    """A request-level refusal with its reason and HTTP status."""
-    error = RequestRefusedError(detail, reason=reason)
-    error.http_status = status
-    return error
-
-
 def files_in(
     body: bytes, content_type: str | None, name: str, *, max_files: int, limit_hint: str
 ) -> list[Upload]:
@@ -54,14 +47,16 @@ def files_in(
     Nothing sent is dropped without a refusal.
     """
     if not body:
-        raise _refused("missing_field", f"{name}: Field required (no body was sent)")
+        raise RequestRefusedError(
+            f"{name}: Field required (no body was sent)", reason="missing_field"
+        )
     kind, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
-        raise _refused(
-            "invalid_request",
+        raise RequestRefusedError(
             f"{name}: send the photo as multipart/form-data "
             f"(got {(content_type or 'no Content-Type')[:60]!r})",
+            reason="invalid_request",
         )
     files: list[Upload] = []
     for part in _parts(body, boundary, max_parts=max_files + MAX_OTHER_PARTS):
@@ -70,19 +65,19 @@ def files_in(
             continue
         filename = disposition.get(b"filename")
         if filename is None:
-            raise _refused(
-                "invalid_request",
+            raise RequestRefusedError(
                 f"{name}: a plain form value was sent where a file belongs",
+                reason="invalid_request",
             )
-        data = part.chunks[0] if len(part.chunks) == 1 else b"".join(part.chunks)
-        files.append(Upload(filename.decode("utf-8", "replace"), data))
+        # One chunk (the usual case) is joined without a copy.
+        files.append(Upload(filename.decode("utf-8", "replace"), b"".join(part.chunks)))
     if not files:
-        raise _refused("missing_field", f"{name}: Field required")
+        raise RequestRefusedError(f"{name}: Field required", reason="missing_field")
     if len(files) > max_files:
-        raise _refused(
-            "too_many_files",
+        raise RequestRefusedError(
             f"{len(files)} files sent as {name!r}, at most {max_files} ({limit_hint})",
-            status=413,
+            reason="too_many_files",
+            http_status=413,
         )
     return files
 
@@ -96,8 +91,10 @@ def _parts(body: bytes, boundary: bytes, *, max_parts: int) -> list[_Part]:
 
     def on_part_begin() -> None:
         if len(parts) == max_parts:
-            raise _refused(
-                "too_many_files", f"more than {max_parts} parts in one request", status=413
+            raise RequestRefusedError(
+                f"more than {max_parts} parts in one request",
+                reason="too_many_files",
+                http_status=413,
             )
         parts.append(_Part())
 
@@ -130,9 +127,11 @@ def _parts(body: bytes, boundary: bytes, *, max_parts: int) -> list[_Part]:
     try:
         MultipartParser(boundary, callbacks).write(body)
     except FormParserError as exc:  # a malformed body, or a boundary over 256 bytes
-        raise _refused("invalid_request", f"malformed multipart body: {exc}") from None
+        detail = f"malformed multipart body: {exc}"
+        raise RequestRefusedError(detail, reason="invalid_request") from None
     if not ended:
-        raise _refused("invalid_request", "the multipart body ends before its closing boundary")
+        detail = "the multipart body ends before its closing boundary"
+        raise RequestRefusedError(detail, reason="invalid_request")
     return parts
 
 
