@@ -1,4 +1,4 @@
-"""The whole serving comparison in one go: compare, overload, batching, install size.
+"""The whole serving comparison in one go: compare, overload, batching, start-up, install size.
 
 Each part writes its own `benchmarks/results/serve_<part>.json`; this script then gathers every
 goal into `serve_summary.json` and prints one table of goals, met or not. `--quick` runs every
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.serving import batching, compare, install_size, overload
+from benchmarks.serving import batching, compare, install_size, overload, startup
 from benchmarks.serving.export_baseline import export
 from benchmarks.serving.photos import add_photo_arguments
 from benchmarks.serving.results import Goal, print_goals, result_path, write_json
@@ -29,6 +29,7 @@ PARTS: dict[str, Callable[[Sequence[str] | None], None]] = {
     "compare": compare.main,
     "overload": overload.main,
     "batching": batching.main,
+    "startup": startup.main,
     "install": install_size.main,
 }
 
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "compare": shared + model + resnet18,
                 "overload": shared + model,
                 "batching": shared + model + resnet18,
+                "startup": model + (["--quick"] if args.quick else []),
                 # The install check serves the model the install ships, whatever --reference says.
                 "install": ["--quick"] if args.quick else [],
             }
@@ -115,6 +117,12 @@ def readme_figures(results: dict[str, dict[str, Any]]) -> list[tuple[str, float]
             ("overload: RSS MiB before", over["rss_mb"]["before"]),
             ("overload: RSS MiB peak", over["rss_mb"]["peak"]),
             ("overload: RSS MiB after", over["rss_mb"]["after"]),
+        ]
+    if "startup" in results:
+        summary = next(iter(results["startup"]["summary"].values()))
+        rows += [
+            ("start-up: /ready s, median of starts", summary["median"]),
+            ("start-up: /ready s, slowest start", summary["slowest"]),
         ]
     if "install" in results:
         rows += [

@@ -28,6 +28,7 @@ from PIL import Image
 
 from catdog.preprocess import Preprocessing
 from catdog.serving.app import create_app
+from catdog.serving.runner import RunnerProcess
 from catdog.serving.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,9 +92,11 @@ BLUE = (40, 40, 220)
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(
+    settings: Settings, runners: list[RunnerProcess] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """An app in this process, started (lifespan), ready, with a client bound to it."""
-    app = create_app(settings)
+    app = create_app(settings, runners=runners)
     async with app.router.lifespan_context(app):
         service = app.state.service
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -173,3 +176,24 @@ def catdog_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[s
         timeout=timeout,
         check=False,
     )
+
+
+def stat_fields(path: Path) -> list[str]:
+    """The fields of a /proc stat file after the command name (field 3 onwards)."""
+    return path.read_text().rsplit(")", 1)[1].split()
+
+
+def runner_pids(pid: int) -> list[int]:
+    """The service's runner processes: its children that run catdog.serving.runner."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int(stat_fields(entry / "stat")[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue  # it ended while we looked
+        if parent == pid and b"catdog.serving.runner" in command:
+            found.append(int(entry.name))
+    return sorted(found)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -13,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_support import BLUE, RED, serving, solid
+from serving_support import BLUE, RED, runner_pids, serving, solid
 
 from catdog.errors import ModelError
 from catdog.predictor import ServedModel
 from catdog.serving.batching import MicroBatcher
 from catdog.serving.metrics import ServiceMetrics
+from catdog.serving.runner import runner_processes
 from catdog.serving.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -121,7 +123,10 @@ async def loaded(
 ) -> AsyncIterator[MicroBatcher]:
     """A started batcher with `models` loaded; stopped afterwards."""
     batcher = MicroBatcher(
-        max_batch=8, max_wait_s=max_wait_s, metrics=ServiceMetrics(), runners=runners
+        max_batch=8,
+        max_wait_s=max_wait_s,
+        metrics=ServiceMetrics(),
+        runners=runner_processes(runners),
     )
     batcher.start()
     try:
@@ -177,3 +182,20 @@ async def test_with_no_wait_a_batch_takes_only_its_runners_share(tiny_model: Pat
     sizes = [r.batch_size for r in results]
     assert max(sizes) <= 4, sizes
     assert [int(np.argmax(r.probabilities)) for r in results] == [0] * 8
+
+
+async def test_an_app_adopts_runners_started_before_it(tiny_model: Path) -> None:
+    # `catdog serve` starts its runners before it imports FastAPI, so that their start-up runs
+    # beside its own: the app must serve on those processes, not start others beside them.
+    early = runner_processes(2)
+    for runner in early:
+        runner.start()
+    started = runner_pids(os.getpid())
+    async with serving(Settings(model=str(tiny_model), runners=2), runners=early) as client:
+        response = await client.post("/predict", files={"file": ("red.jpg", solid(RED))})
+        during = runner_pids(os.getpid())
+    assert len(started) == 2
+    assert during == started
+    assert response.status_code == 200
+    assert response.json()["label"] == "cat"
+    assert runner_pids(os.getpid()) == [], "the app's shutdown closes the runners it adopted"

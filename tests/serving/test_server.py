@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving_support import RED, Server, catdog_cli, run_server, solid
+from serving_support import RED, Server, catdog_cli, run_server, runner_pids, solid, stat_fields
 
 pytestmark = pytest.mark.integration
 
@@ -128,27 +128,6 @@ def test_every_worker_follows_a_reload(
         live = re.findall(r'catdog_model_info\{[^}]*version="([^"]+)"\} 1\.0', text)
         assert live == ["tiny-2", "tiny-2"], text
     assert code == 0, server.output()
-
-
-def stat_fields(path: Path) -> list[str]:
-    """The fields of a /proc stat file after the command name (field 3 onwards)."""
-    return path.read_text().rsplit(")", 1)[1].split()
-
-
-def runner_pids(pid: int) -> list[int]:
-    """The service's runner processes: its children that run catdog.serving.runner."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int(stat_fields(entry / "stat")[1])
-            command = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError):
-            continue  # it ended while we looked
-        if parent == pid and b"catdog.serving.runner" in command:
-            found.append(int(entry.name))
-    return sorted(found)
 
 
 def test_smoke_passes_against_a_live_server_that_never_loads_torch(

@@ -17,6 +17,7 @@ from catdog.serving.log import configure_logging
 from catdog.serving.metrics import ServiceMetrics
 from catdog.serving.middleware import RequestContextMiddleware, UploadGuardMiddleware
 from catdog.serving.routes import admin, health, page, predict
+from catdog.serving.runner import RunnerProcess
 from catdog.serving.service import InferenceService
 from catdog.serving.settings import Settings, load_settings
 
@@ -27,13 +28,16 @@ DESCRIPTION = """Tells cats from dogs in photos. Every refusal is JSON:
 `{"error": reason, "detail": ...}`; a 503 carries `Retry-After`."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, runners: list[RunnerProcess] | None = None
+) -> FastAPI:
     """Build the service: routes, error handlers, middleware, and the lifespan that loads the
-    model in the background and stops the batch worker after the server drained."""
+    model in the background and stops the batch worker after the server drained. `runners`:
+    runner processes started before this module was imported (`catdog serve`), else new ones."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
     metrics = ServiceMetrics()
-    service = InferenceService(settings, metrics)
+    service = InferenceService(settings, metrics, runners)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

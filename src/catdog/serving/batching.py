@@ -108,7 +108,7 @@ class MicroBatcher:
         max_batch: int,
         max_wait_s: float,
         metrics: ServiceMetrics,
-        runners: int = 1,
+        runners: list[RunnerProcess],
         ort_threads: int = 1,
         ort_spinning: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -118,7 +118,7 @@ class MicroBatcher:
         self.max_pixels = max_pixels
         self.ort_threads = ort_threads
         self.ort_spinning = ort_spinning
-        self.runners = [RunnerProcess(f"catdog-runner-{i}") for i in range(runners)]
+        self.runners = runners
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._gathering = threading.Lock()  # one runner thread gathers a batch at a time
         self._metrics = metrics
@@ -130,10 +130,12 @@ class MicroBatcher:
         self._drops: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        """Start the runner processes and their threads; answers go back to the running loop."""
+        """Start the runner processes (those not started yet) and their threads; answers go back
+        to the running loop."""
         self._loop = asyncio.get_running_loop()
         for runner in self.runners:
-            runner.start()
+            if not runner.running:
+                runner.start()
         self._threads = [
             threading.Thread(target=self._work, args=(runner,), name=runner.name, daemon=True)
             for runner in self.runners

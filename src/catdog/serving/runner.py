@@ -103,6 +103,11 @@ class RunnerProcess:
         self._send: Connection | None = None
         self._receive: Connection | None = None
 
+    @property
+    def running(self) -> bool:
+        """True from `start` until the pipes are closed."""
+        return self._send is not None
+
     def start(self) -> None:
         """Start the child process; it is ready for messages at once (they wait in the pipe)."""
         down_read, down_write = os.pipe()
@@ -195,6 +200,11 @@ class RunnerProcess:
                 self._models.pop(key)
 
 
+def runner_processes(count: int) -> list[RunnerProcess]:
+    """One worker's runners, not started yet."""
+    return [RunnerProcess(f"catdog-runner-{i}") for i in range(count)]
+
+
 # ---- the child's end ----------------------------------------------------------------------------
 
 
@@ -275,6 +285,10 @@ def serve(receive: Connection, send: Connection) -> None:
 
 def main() -> None:
     """The child's entry (CHILD_PROGRAM): the pipe ends to read from and write to."""
+    # Imported before the first message, not on it: while the service is still starting, this
+    # runs beside it, and the first load then only builds its session.
+    import onnxruntime  # noqa: F401, PLC0415
+
     serve(
         Connection(int(sys.argv[1]), writable=False),
         Connection(int(sys.argv[2]), readable=False),

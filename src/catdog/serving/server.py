@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from catdog.model_store import REGISTRY_SCHEMES, resolve_model
 from catdog.serving.log import configure_logging
 from catdog.serving.metrics import MULTIPROCESS_DIR_ENV
+from catdog.serving.runner import runner_processes
 from catdog.serving.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,20 +48,23 @@ def export_settings(settings: Settings) -> None:
 
 def run_server(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; then stop accepting, finish what is in flight, exit 0."""
-    import uvicorn  # noqa: PLC0415 - FastAPI and uvicorn only when serving
-
-    from catdog.serving.app import create_app  # noqa: PLC0415
-
     configure_logging(settings.log_level)
     # A wrong local path, or no model at all, fails here with its exit code, not later in a
     # worker's log. Registry URIs are fetched by the workers, in the background.
     if not (settings.model or "").startswith(REGISTRY_SCHEMES):
         resolve_model(settings.model)
+    runners = runner_processes(settings.threads_per_worker()[1]) if settings.workers == 1 else []
+    for runner in runners:  # their start-up runs beside the imports below (README, How it runs)
+        runner.start()
+    import uvicorn  # noqa: PLC0415 - FastAPI and uvicorn only when serving
+
+    from catdog.serving.app import create_app  # noqa: PLC0415
+
     signal.signal(signal.SIGTERM, _exit_cleanly)
     with contextlib.ExitStack() as stack:
         target: FastAPI | str
         if settings.workers == 1:
-            target = create_app(settings)
+            target = create_app(settings, runners=runners)
         else:
             shared = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="catdog-")))
             export_settings(settings.model_copy(update={"reload_file": shared / "model.json"}))

@@ -16,6 +16,7 @@ from catdog.predictor import Prediction
 from catdog.serving.batching import Admission, MicroBatcher
 from catdog.serving.metrics import ServiceMetrics
 from catdog.serving.model_slot import ModelSlot
+from catdog.serving.runner import RunnerProcess, runner_processes
 from catdog.serving.settings import Settings
 
 
@@ -31,16 +32,22 @@ class Answer:
 class InferenceService:
     """Admission, batching and the served model of one worker process."""
 
-    def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: ServiceMetrics,
+        runners: list[RunnerProcess] | None = None,
+    ) -> None:
+        """`runners`: this worker's runner processes, if the caller started them early."""
         self.settings = settings
         self.metrics = metrics
-        ort_threads, runners = settings.threads_per_worker()
+        ort_threads, count = settings.threads_per_worker()
         self.admission = Admission(settings.queue_size, metrics)
         self.batcher = MicroBatcher(
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000,
             metrics=metrics,
-            runners=runners,
+            runners=runners or runner_processes(count),
             ort_threads=ort_threads,
             ort_spinning=settings.ort_spinning,
             max_pixels=settings.max_pixels,
