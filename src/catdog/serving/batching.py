@@ -130,12 +130,10 @@ class MicroBatcher:
         self._drops: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        """Start the runner processes (those not started yet) and their threads; answers go back
-        to the running loop."""
+        """Start the runner processes and their threads; answers go back to the running loop."""
         self._loop = asyncio.get_running_loop()
         for runner in self.runners:
-            if not runner.running:
-                runner.start()
+            runner.start()
         self._threads = [
             threading.Thread(target=self._work, args=(runner,), name=runner.name, daemon=True)
             for runner in self.runners

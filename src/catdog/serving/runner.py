@@ -109,7 +109,10 @@ class RunnerProcess:
         return self._send is not None
 
     def start(self) -> None:
-        """Start the child process; it is ready for messages at once (they wait in the pipe)."""
+        """Start the child process, unless it runs already (`catdog serve` starts its runners
+        early); it is ready for messages at once (they wait in the pipe)."""
+        if self.running:
+            return
         down_read, down_write = os.pipe()
         up_read, up_write = os.pipe()
         try:
