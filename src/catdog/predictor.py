@@ -28,6 +28,10 @@ class Prediction:
     label: str
     confidence: float
     probabilities: dict[str, float]
+    # Models with an ImageNet head beside the cat/dog head also say whether the photo shows a pet:
+    # pet_score is the probability mass on ImageNet's cat and dog classes; None for older models.
+    pet_score: float | None = None
+    is_pet: bool | None = None
 
 
 def to_prediction(classes: Sequence[str], probabilities: np.ndarray) -> Prediction:

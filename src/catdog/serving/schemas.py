@@ -20,6 +20,14 @@ class PredictionOut(BaseModel):
     label: str = Field(examples=["cat"])
     confidence: float = Field(ge=0, le=1, examples=[0.97])
     probabilities: dict[str, float] = Field(examples=[{"cat": 0.97, "dog": 0.03}])
+    is_pet: bool | None = Field(
+        default=None,
+        description="False when the photo shows neither a cat nor a dog (pet_score below "
+        "CATDOG_PET_THRESHOLD); null for a model without a not-a-pet head.",
+    )
+    pet_score: float | None = Field(
+        default=None, ge=0, le=1, description="How sure the model is that the photo shows a pet."
+    )
     prediction_id: str = Field(description="Quote it to find this answer in the logs.")
     model_version: str
     latency_ms: float = Field(description="Time in the service, decoding included.")
