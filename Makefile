@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,serve,dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,serve,monitor,dev]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,42 +1,45 @@
-"""The load client: fixed concurrency (closed loop) or fixed arrival rate (open loop), bounded.
+"""The serving benchmarks' load client: `catdog simulate`'s sender with benchmark reports.
 
-Closed loop answers "how many images/s at concurrency 8 and how fast": each of N workers posts a
-photo, waits for the answer, posts the next. Open loop answers "what happens under overload":
-requests arrive on a clock whether or not earlier ones were answered, as real users do, so a
-server that falls behind cannot slow the arrivals down and hide it. Both stop at whichever comes
-first, a request count or a wall time, and target 127.0.0.1 only.
+The sending (closed loop, open loop timed from each scheduled arrival, bounded, 127.0.0.1 only)
+lives in catdog.monitoring.traffic, the project's one traffic client; this module turns its raw
+outcomes into the benchmarks' LoadReport and keeps their command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
-import itertools
-import math
-import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchmarks.serving.http1 import Connection, build_upload
 from benchmarks.serving.photos import Photo, add_photo_arguments, photos_from_args
+from catdog.monitoring import traffic
+from catdog.monitoring.http1 import build_upload
+from catdog.monitoring.traffic import (
+    Outcome,
+    check_loopback,
+    latency_summary,
+    percentile,
+    without_gc_pauses,
+)
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+__all__ = [
+    "LoadReport",
+    "Outcome",
+    "build_requests",
+    "closed_loop",
+    "latency_summary",
+    "open_loop",
+    "percentile",
+    "summarise",
+    "without_gc_pauses",
+]
+
 REJECTED = 503
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One request: its HTTP status (0 when no answer came) and how long the answer took."""
-
-    status: int
-    latency_s: float
-    error: str = ""
 
 
 @dataclass
@@ -61,32 +64,6 @@ class LoadReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation between ranks, as numpy's default."""
-    if not values:
-        return math.nan
-    if not 0.0 <= q <= 100.0:
-        raise ValueError(f"percentile must be within 0 and 100, not {q}")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def latency_summary(latencies_s: Sequence[float]) -> dict[str, float]:
-    """p50/p95/p99/max/mean in milliseconds (NaN where there is nothing to summarise)."""
-    ms = [x * 1000.0 for x in latencies_s]
-    return {
-        "count": float(len(ms)),
-        "p50": percentile(ms, 50),
-        "p95": percentile(ms, 95),
-        "p99": percentile(ms, 99),
-        "max": max(ms) if ms else math.nan,
-        "mean": sum(ms) / len(ms) if ms else math.nan,
-    }
 
 
 def summarise(
@@ -116,12 +93,6 @@ def summarise(
     )
 
 
-def check_loopback(host: str) -> None:
-    """Load tests target this machine only."""
-    if host not in LOOPBACK_HOSTS and not host.startswith("127."):
-        raise ValueError(f"load tests target 127.0.0.1 only, not {host}")
-
-
 def build_requests(
     host: str, port: int, path: str, photos: Sequence[Photo], field_name: str = "file"
 ) -> list[bytes]:
@@ -131,32 +102,6 @@ def build_requests(
         build_upload(host, port, path, field=field_name, filename=p.name, data=p.data)
         for p in photos
     ]
-
-
-@contextlib.contextmanager
-def without_gc_pauses() -> Iterator[None]:
-    """The cyclic garbage collector off for one bounded run. Its full passes over a heap of
-    100,000 outcomes paused this client for tens to hundreds of milliseconds under overload, and
-    a paused client times its own pause as the server's latency and falls behind its send
-    schedule. Reference counting still frees everything the run drops."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-async def _timed(conn: Connection, raw: bytes, timeout_s: float) -> Outcome:
-    start = time.perf_counter()
-    try:
-        response = await asyncio.wait_for(conn.request(raw), timeout_s)
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-        return Outcome(0, time.perf_counter() - start, type(exc).__name__)
-    except TimeoutError:
-        return Outcome(0, time.perf_counter() - start, "Timeout")
-    return Outcome(response.status, time.perf_counter() - start)
 
 
 async def closed_loop(
@@ -170,32 +115,21 @@ async def closed_loop(
     timeout_s: float = 30.0,
 ) -> LoadReport:
     """`concurrency` workers, each sending its next photo as soon as the last one is answered."""
-    check_loopback(host)
-    counter = itertools.count()
-    outcomes: list[Outcome] = []
-    cpu0, start = time.process_time(), time.perf_counter()
-    deadline = start + max_seconds
-
-    async def worker() -> None:
-        conn = Connection(host, port)
-        try:
-            while time.perf_counter() < deadline:
-                i = next(counter)
-                if i >= max_requests:
-                    return
-                outcomes.append(await _timed(conn, requests[i % len(requests)], timeout_s))
-        finally:
-            conn.close()
-
-    with without_gc_pauses():
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - start
+    run = await traffic.closed_loop(
+        host,
+        port,
+        requests,
+        concurrency=concurrency,
+        max_requests=max_requests,
+        max_seconds=max_seconds,
+        timeout_s=timeout_s,
+    )
     return summarise(
-        outcomes,
-        elapsed,
+        run.outcomes,
+        run.elapsed_s,
         mode="closed",
         concurrency=concurrency,
-        client_cpu_s=time.process_time() - cpu0,
+        client_cpu_s=run.client_cpu_s,
     )
 
 
@@ -210,56 +144,23 @@ async def open_loop(
     max_in_flight: int = 512,
     timeout_s: float = 30.0,
 ) -> LoadReport:
-    """Requests arrive at `rate` per second on a fixed clock, each on an idle or a new connection.
-
-    Arrivals that would exceed `max_in_flight` open requests are counted as `not_sent` instead of
-    growing without bound: the client stays bounded even against a server that never answers.
-    """
-    check_loopback(host)
-    total = max_requests if max_requests is not None else math.ceil(rate * max_seconds)
-    idle: list[Connection] = []
-    outcomes: list[Outcome] = []
-    tasks: set[asyncio.Task[None]] = set()
-    not_sent, max_lag = 0, 0.0
-    cpu0, start = time.process_time(), time.perf_counter()
-
-    async def send(raw: bytes) -> None:
-        conn = idle.pop() if idle else Connection(host, port)
-        outcomes.append(await _timed(conn, raw, timeout_s))
-        idle.append(conn)
-
-    with without_gc_pauses():
-        for i in range(total):
-            scheduled = start + i / rate
-            if scheduled - start >= max_seconds:
-                break
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            max_lag = max(max_lag, time.perf_counter() - scheduled)
-            if len(tasks) >= max_in_flight:
-                not_sent += 1
-                continue
-            task = asyncio.create_task(send(requests[i % len(requests)]))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout_s + 1.0)
-    elapsed = time.perf_counter() - start
-    for task in list(tasks):
-        task.cancel()
-        outcomes.append(Outcome(0, elapsed, "Unfinished"))
-    for conn in idle:
-        conn.close()
-    report = summarise(
-        outcomes,
-        elapsed,
-        mode="open",
-        offered_rate=rate,
-        client_cpu_s=time.process_time() - cpu0,
+    """Requests arrive at `rate` per second on a fixed clock; latencies run from each scheduled
+    arrival. Arrivals beyond `max_in_flight` open requests are counted as `not_sent`."""
+    run = await traffic.open_loop(
+        host,
+        port,
+        requests,
+        rate=rate,
+        max_seconds=max_seconds,
+        max_requests=max_requests,
+        max_in_flight=max_in_flight,
+        timeout_s=timeout_s,
     )
-    report.not_sent = not_sent
-    report.max_send_lag_ms = max_lag * 1000.0
+    report = summarise(
+        run.outcomes, run.elapsed_s, mode="open", offered_rate=rate, client_cpu_s=run.client_cpu_s
+    )
+    report.not_sent = run.not_sent
+    report.max_send_lag_ms = run.max_send_lag_s * 1000.0
     return report
 
 

@@ -13,6 +13,7 @@ import typer
 
 from catdog.data.cli import app as data_app
 from catdog.errors import CatdogError
+from catdog.monitoring import cli as monitoring_cli
 from catdog.serving.cli import app as serving_app
 from catdog.terminal import console
 from catdog.training import commands as training_commands
@@ -31,6 +32,8 @@ app.command()(train)
 app.command()(training_commands.evaluate)
 app.command()(training_commands.export)
 app.command()(training_commands.promote)
+app.command()(monitoring_cli.simulate)
+app.add_typer(monitoring_cli.app, name="monitor")
 
 
 def main() -> None:

@@ -134,3 +134,18 @@ class SmokeTestError(ServiceError):
     """`catdog smoke` found a deployed service that does not work end to end."""
 
     reason = "smoke_failed"
+
+
+class StoreError(CatdogError):
+    """The prediction store cannot be reached or written (database down, disk full)."""
+
+    reason = "store_unavailable"
+    exit_code = 10
+    http_status = 503
+
+
+class MonitorError(CatdogError):
+    """`catdog monitor` or `catdog simulate` cannot do its job (no photos, bad URL, no baseline)."""
+
+    reason = "monitor_failed"
+    exit_code = 11

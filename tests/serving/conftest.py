@@ -23,11 +23,13 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings come from the test, never from the developer's shell."""
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Settings come from the test, never from the developer's shell; the prediction log of
+    each test's service goes to its own temporary folder."""
     for key in list(os.environ):
         if key.startswith("CATDOG_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("CATDOG_DATA_DIR", str(tmp_path / "data"))
 
 
 @pytest.fixture

@@ -12,11 +12,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from catdog import __version__
+from catdog.monitoring.prediction_log import PredictionLog
+from catdog.monitoring.store import PredictionStore
 from catdog.serving.error_handlers import install_error_handlers
 from catdog.serving.log import configure_logging
 from catdog.serving.metrics import ServiceMetrics
 from catdog.serving.middleware import RequestContextMiddleware, UploadGuardMiddleware
-from catdog.serving.routes import admin, health, page, predict
+from catdog.serving.routes import admin, feedback, health, page, predict
 from catdog.serving.runner import RunnerProcess
 from catdog.serving.service import InferenceService
 from catdog.serving.settings import Settings, load_settings
@@ -38,18 +40,31 @@ def create_app(
     configure_logging(settings.log_level)
     metrics = ServiceMetrics()
     service = InferenceService(settings, metrics, runners)
+    prediction_log = PredictionLog(
+        PredictionStore(settings.store_url),
+        metrics,
+        queue_size=settings.log_queue_size,
+        retention_days=settings.retention_days,
+        max_pixels=settings.max_pixels,
+        keep_photos=settings.keep_photos,
+        model_path=lambda: service.models.current.path if service.models.ready else None,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        prediction_log.start()
         await service.start()
         try:
             yield
         finally:
             await service.stop()
+            # After the drain: every answered photo is queued; store them before exiting.
+            prediction_log.stop()
 
     app = FastAPI(title="catdog", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.service = service
-    for module in (predict, health, admin, page):
+    app.state.prediction_log = prediction_log
+    for module in (predict, feedback, health, admin, page):
         app.include_router(module.router)
     install_error_handlers(app, metrics=metrics, retry_after_s=settings.retry_after_s)
     one_file = settings.max_upload_bytes + MULTIPART_OVERHEAD

@@ -74,6 +74,29 @@ class StatusOut(BaseModel):
 
     status: str = Field(examples=["ok"])
     model_version: str | None = None
+    store: str | None = Field(
+        default=None,
+        description="/health: the prediction store, `ok`, `starting` or `degraded` (rows are "
+        "being dropped; predictions go on).",
+    )
+
+
+class FeedbackIn(BaseModel):
+    """The true label of an answered photo, as a person confirmed it."""
+
+    prediction_id: str = Field(min_length=1, max_length=64, examples=["0193a4c2e1f04b6c9d2e"])
+    label: str = Field(min_length=1, max_length=64, examples=["dog"])
+
+
+class FeedbackOut(BaseModel):
+    """The feedback as stored (committed before this answer is sent)."""
+
+    prediction_id: str
+    label: str
+    predicted: str
+    correct: bool
+    model_version: str
+    replaced: bool = Field(description="True when an earlier answer for this id was replaced.")
 
 
 ModelCard = dict[str, Any]

@@ -64,7 +64,8 @@ class Settings(BaseSettings):
     )
     max_batch_files: int = Field(default=16, ge=1, description="Most files per /predict/batch.")
     api_token: SecretStr | None = Field(
-        default=None, description="Bearer token for /admin/*; unset disables the admin endpoints."
+        default=None,
+        description="Bearer token for /admin/* and /feedback; unset disables both.",
     )
     log_level: LogLevel = "info"
     ort_threads: int = Field(
@@ -89,6 +90,36 @@ class Settings(BaseSettings):
         "`catdog serve --workers N` sets it, one worker needs none.",
     )
 
+    # The monitoring loop: the prediction log and the feedback store (catdog.monitoring).
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Folder of the embedded prediction store (predictions.db, SQLite in WAL).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the prediction store, e.g. postgresql://host/catdog for "
+        "several replicas; unset = SQLite in CATDOG_DATA_DIR.",
+    )
+    retention_days: float = Field(
+        default=30.0, gt=0, description="Predictions and their feedback older than this go."
+    )
+    keep_photos: Path | None = Field(
+        default=None,
+        description="Opt-in: keep each answered photo's bytes here, named by sha256. Unset "
+        "(default): photos are never stored, only their statistics.",
+    )
+    log_queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        description="Prediction-log rows waiting for the writer; beyond it rows are dropped "
+        "(counted in catdog_prediction_log_dropped_total), answers are not.",
+    )
+    accuracy_window: int = Field(
+        default=200,
+        ge=1,
+        description="Labelled predictions behind catdog_live_accuracy_ratio, per model version.",
+    )
+
     @model_validator(mode="after")
     def _batch_fits_in_queue(self) -> Settings:
         if self.max_batch_files > self.queue_size:
@@ -97,6 +128,11 @@ class Settings(BaseSettings):
                 f"({self.queue_size}): such a /predict/batch could never be admitted"
             )
         return self
+
+    @property
+    def store_url(self) -> str:
+        """The prediction store's URL: CATDOG_DATABASE_URL, else SQLite in the data folder."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'predictions.db'}"
 
     @property
     def max_upload_bytes(self) -> int:

@@ -278,9 +278,13 @@ def export_checkpoint(
         else:
             for stale in (out_dir / INT8_FILE, card_path(out_dir / INT8_FILE)):
                 stale.unlink(missing_ok=True)
+    # The drift baseline `catdog monitor` compares live traffic with (catdog.monitoring).
+    from catdog.monitoring.baseline import export_baseline  # noqa: PLC0415
+
+    baseline = export_baseline(onnx_path, split_or_root(data, "train"), data / "manifest.csv")
     run_id = loaded.extra.get("mlflow_run_id")
     if register and run_id:
-        files = [onnx_path, card_path(onnx_path)]
+        files = [onnx_path, card_path(onnx_path), baseline]
         if int8_path is not None:
             files += [int8_path, card_path(int8_path)]
         attach_export(str(run_id), files)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from catdog.serving.deps import ServiceDep
@@ -14,9 +14,10 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health")
-async def health() -> StatusOut:
-    """Liveness: the process answers. Restart it when this fails, not when /ready does."""
-    return StatusOut(status="ok")
+async def health(request: Request) -> StatusOut:
+    """Liveness: the process answers. Restart it when this fails, not when /ready does. `store`
+    says whether the prediction log is being written (a store that is down fails nothing)."""
+    return StatusOut(status="ok", store=request.app.state.prediction_log.state)
 
 
 @router.get("/ready", responses={503: {"model": ErrorOut, "description": "Not ready yet."}})

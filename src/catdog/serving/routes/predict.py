@@ -7,7 +7,6 @@ rest of the request. The pydantic schemas still define the answers and the OpenA
 
 from __future__ import annotations
 
-import uuid
 from time import perf_counter
 from typing import Any
 
@@ -15,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from catdog.errors import CatdogError, image_error
+from catdog.monitoring.records import Answered, new_prediction_id, utcnow
 from catdog.serving.deps import ServiceDep
 from catdog.serving.schemas import BatchOut, ErrorOut, FileError, FilePrediction, PredictionOut
 from catdog.serving.service import Answer
@@ -56,12 +56,28 @@ def _elapsed_ms(request: Request) -> float:
     return round((perf_counter() - started) * 1000, 2)
 
 
-def _prediction_fields(answer: Answer) -> dict[str, Any]:
+def _prediction_fields(request: Request, answer: Answer, photo: bytes) -> dict[str, Any]:
+    """The answer's fields; the answer is also queued for the prediction log (never blocks)."""
+    prediction = answer.prediction
+    prediction_id = new_prediction_id()
+    request.app.state.prediction_log.submit(
+        Answered(
+            prediction_id=prediction_id,
+            created_at=utcnow(),
+            model_version=answer.model_version,
+            label=prediction.label,
+            confidence=prediction.confidence,
+            probabilities=prediction.probabilities,
+            pet_score=prediction.pet_score,
+            photo=photo,
+        ),
+        is_pet=prediction.is_pet,
+    )
     return {
-        "label": answer.prediction.label,
-        "confidence": answer.prediction.confidence,
-        "probabilities": answer.prediction.probabilities,
-        "prediction_id": uuid.uuid4().hex,
+        "label": prediction.label,
+        "confidence": prediction.confidence,
+        "probabilities": prediction.probabilities,
+        "prediction_id": prediction_id,
         "model_version": answer.model_version,
         "batch_size": answer.batch_size,
     }
@@ -78,8 +94,9 @@ def _prediction_fields(answer: Answer) -> dict[str, Any]:
 async def predict(request: Request, service: ServiceDep) -> Response:
     """Classify one photo (multipart field `file`) as cat or dog."""
     (upload,) = await _uploads(request, "file", 1, "several photos go to /predict/batch")
-    answer = await service.classify(_within(upload, service.settings.max_upload_bytes))
-    fields = _prediction_fields(answer)
+    photo = _within(upload, service.settings.max_upload_bytes)
+    answer = await service.classify(photo)
+    fields = _prediction_fields(request, answer, photo)
     request.state.log.update({k: v for k, v in fields.items() if k != "probabilities"})
     return _json(PredictionOut(**fields, latency_ms=_elapsed_ms(request)))
 
@@ -107,9 +124,10 @@ async def predict_batch(request: Request, service: ServiceDep) -> Response:
     for upload, data in zip(files, uploads, strict=True):
         outcome = next(answers) if isinstance(data, bytes) else data
         if isinstance(outcome, Answer):
+            assert isinstance(data, bytes)  # only readable uploads were classified
             results.append(
                 FilePrediction(
-                    **_prediction_fields(outcome),
+                    **_prediction_fields(request, outcome, data),
                     filename=upload.filename,
                     latency_ms=_elapsed_ms(request),
                 )

@@ -1,4 +1,4 @@
-"""A minimal HTTP/1.1 keep-alive client for load generation.
+"""A minimal HTTP/1.1 keep-alive client: what `catdog simulate` and the serving benchmarks send.
 
 On 2 cores the load generator shares the CPU with the server it measures, so it must cost as
 little as possible: requests are built once as bytes and replayed; a response is read only as far
@@ -9,7 +9,9 @@ would be taken from the server and counted against it.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
+from typing import Any
 
 BOUNDARY = "catdog-bench-7MA4YWxkTrZu0gW"
 
@@ -33,6 +35,24 @@ def build_upload(
         "User-Agent: catdog-bench\r\n"
         "Accept: application/json\r\n"
         f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def build_json_post(
+    host: str, port: int, path: str, payload: dict[str, Any], *, token: str | None = None
+) -> bytes:
+    """A JSON POST (feedback), with a bearer token when given."""
+    body = json.dumps(payload).encode()
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    head = (
+        f"POST {path} HTTP/1.1\r\n"
+        f"Host: {host}:{port}\r\n"
+        "User-Agent: catdog-simulate\r\n"
+        "Accept: application/json\r\n"
+        "Content-Type: application/json\r\n"
+        f"{auth}"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("ascii") + body

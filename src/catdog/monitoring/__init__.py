@@ -1,0 +1,1 @@
+"""The post-deployment loop: prediction log, feedback, live accuracy, drift, traffic simulation."""
