@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.serving.serving_support import BLUE, RED, SAMPLES, serving, solid, write_tiny_model
 
 from catdog.monitoring.records import new_prediction_id, utcnow
 from catdog.monitoring.store import PredictionStore
 from catdog.serving.settings import Settings
-from tests.serving.serving_support import BLUE, RED, SAMPLES, serving, solid, write_tiny_model
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
