@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.serving.serving_support import SAMPLES, run_server
 
 from catdog.model_store import resolve_model
 from catdog.monitoring.baseline import export_baseline
 from catdog.predictor import OnnxClassifier
-from tests.serving.serving_support import SAMPLES, run_server
 
 TOKEN = "loop-token"
 PER_CLASS = 12
