@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 # What make runs finds the venv's commands, activated or not (dvc repro's stages run `catdog`).
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo demo-serve test lint typecheck pytest browser lock clean
+.PHONY: install demo demo-serve demo-monitor test lint typecheck pytest browser prometheus lock clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,7 +62,15 @@ browser:
 		$$SUDO apt-get update && $$SUDO apt-get install -y chromium chromium-driver; \
 	fi
 
-pytest: install browser
+# The alert rules are unit-tested with promtool, and a real Prometheus scrapes a live service:
+# Debian's package (promtool and the server), installed only when missing.
+prometheus:
+	@if [ ! -x /usr/bin/promtool ] || [ ! -x /usr/bin/prometheus ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y prometheus; \
+	fi
+
+pytest: install browser prometheus
 	$(BIN)/pytest
 
 test: lint typecheck pytest

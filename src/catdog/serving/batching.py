@@ -269,6 +269,7 @@ class MicroBatcher:
             except CatdogError as exc:  # the model failed, or the runner died: this batch only
                 if isinstance(exc, RunnerStoppedError):
                     log.warning("runner_stopped", runner=runner.name, detail=exc.detail)
+                    self._metrics.runner_restarts.inc()
                 outcomes += [(job.future, exc) for job in group]
                 continue
             size = sum(not isinstance(outcome, CatdogError) for outcome in ran.outcomes)

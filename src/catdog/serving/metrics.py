@@ -138,6 +138,11 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        self.runner_restarts = Counter(
+            "catdog_runner_restarts",
+            "Runner processes that died under a batch and were started again.",
+            registry=r,
+        )
         self.not_a_pet = Counter(
             "catdog_not_a_pet_predictions",
             "Answers whose photo the model judged to show no pet (is_pet false).",
