@@ -35,9 +35,12 @@ DEMO_MODEL ?= models/model.onnx
 DEMO_PORT ?= 8765
 DEMO_PHOTOS := samples/petimages/Cat/cat.1136.jpg samples/petimages/Cat/cat.3512.jpg \
 	samples/petimages/Dog/dog.1081.jpg samples/petimages/Dog/dog.1142.jpg
+DEMO_TOKEN ?= demo-token
+DEMO_SIMULATED ?= 100
 demo-serve: install
 	@mkdir -p reports
-	@$(BIN)/catdog serve --model $(DEMO_MODEL) --port $(DEMO_PORT) > reports/demo-serve.log 2>&1 & \
+	@CATDOG_API_TOKEN=$(DEMO_TOKEN) $(BIN)/catdog serve --model $(DEMO_MODEL) --port $(DEMO_PORT) \
+		> reports/demo-serve.log 2>&1 & \
 	pid=$$!; trap 'kill -TERM $$pid 2>/dev/null; wait $$pid' EXIT; \
 	for i in $$(seq 120); do curl -sf http://127.0.0.1:$(DEMO_PORT)/ready > /dev/null && break; \
 		kill -0 $$pid 2>/dev/null || { cat reports/demo-serve.log; exit 1; }; sleep 0.5; done; \
@@ -46,7 +49,20 @@ demo-serve: install
 		printf '%s -> ' "$$photo"; \
 		curl -sS --fail-with-body -F "file=@$$photo" http://127.0.0.1:$(DEMO_PORT)/predict || exit 1; \
 		echo; \
-	done
+	done; \
+	$(MAKE) --no-print-directory demo-monitor
+
+# The monitoring loop on the running server: the sample's held-back (test split) photos as
+# traffic with their true labels as feedback, then the report and the retraining check (whose
+# exit code is shown, not fatal: 1 or 2 are answers, not failures).
+demo-monitor: install
+	CATDOG_API_TOKEN=$(DEMO_TOKEN) $(BIN)/catdog simulate --url http://127.0.0.1:$(DEMO_PORT) \
+		--data samples/petimages --manifest data/prepared/manifest.csv --split test \
+		--n $(DEMO_SIMULATED) --concurrency 4 --feedback --out reports/simulate
+	$(BIN)/catdog monitor report --out reports/monitor
+	@status=0; $(BIN)/catdog monitor check || status=$$?; \
+	echo "catdog monitor check exited $$status (0 healthy, 1 retrain, 2 too little data)"; \
+	echo "monitoring report: reports/monitor/report.html"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

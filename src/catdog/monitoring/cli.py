@@ -65,11 +65,20 @@ def simulate(
         "reports/simulate"
     ),
     seconds: Annotated[float, typer.Option(min=1, help="Stop sending after this long.")] = 300.0,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="A catdog manifest (data/prepared/manifest.csv): send only the photos of "
+            "--data it put in --split, e.g. the raw photos held back from training.",
+            exists=True,
+        ),
+    ] = None,
+    split: Annotated[str, typer.Option(help="With --manifest: the split to send.")] = "test",
 ) -> None:
     """Send real labelled photos to a running service (optionally their true labels as
     feedback) and report accuracy, precision, recall, F1, latency and throughput."""
     from catdog.errors import MonitorError  # noqa: PLC0415
-    from catdog.monitoring.simulate import load_labelled, write_report  # noqa: PLC0415
+    from catdog.monitoring.simulate import held_back, load_labelled, write_report  # noqa: PLC0415
     from catdog.monitoring.simulate import simulate as run  # noqa: PLC0415
     from catdog.terminal import console, progress, summary_table  # noqa: PLC0415
 
@@ -78,7 +87,8 @@ def simulate(
     secret = token or os.environ.get("CATDOG_API_TOKEN")
     if feedback and not secret:
         raise MonitorError("--feedback needs the service's token: --token or $CATDOG_API_TOKEN")
-    total = n or len(load_labelled(data))
+    only = held_back(manifest, split) if manifest is not None else None
+    total = n or len(load_labelled(data, only=only))
     with progress() as bar:
         task = bar.add_task("photos", total=total)
         report = run(
@@ -88,6 +98,7 @@ def simulate(
             concurrency=concurrency,
             max_seconds=seconds,
             feedback_token=secret if feedback else None,
+            only=only,
             on_outcome=lambda _: bar.advance(task),
         )
     path = write_report(report, out)

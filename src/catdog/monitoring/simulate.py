@@ -8,6 +8,7 @@ catdog.monitoring.traffic (closed loop, bounded, 127.0.0.1 only).
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -56,8 +57,25 @@ class Target:
         return cls(parts.hostname, parts.port or 80, parts.path.rstrip("/"))
 
 
-def load_labelled(root: Path, limit: int | None = None) -> list[LabelledPhoto]:
-    """The photos of a class-folder tree, classes interleaved, in a fixed order."""
+def held_back(manifest: Path, split: str) -> set[str]:
+    """The source paths a catdog manifest put in `split` (e.g. the test photos the model never
+    trained on), relative to the raw folder the data stage read."""
+    try:
+        with manifest.open(encoding="utf-8", newline="") as f:
+            return {
+                row["source_path"]
+                for row in csv.DictReader(f)
+                if row.get("split") == split and row.get("status") == "kept"
+            }
+    except (OSError, KeyError) as exc:
+        raise MonitorError(f"cannot read the manifest {manifest}: {exc}") from exc
+
+
+def load_labelled(
+    root: Path, limit: int | None = None, only: set[str] | None = None
+) -> list[LabelledPhoto]:
+    """The photos of a class-folder tree (those in `only`, if given), classes interleaved, in a
+    fixed order."""
     try:
         files = [
             f
@@ -66,6 +84,8 @@ def load_labelled(root: Path, limit: int | None = None) -> list[LabelledPhoto]:
         ]
     except DataError as exc:
         raise MonitorError(exc.detail) from exc
+    if only is not None:
+        files = [f for f in files if f.source in only]
     by_label: dict[str, list[str]] = {}
     for f in files:
         assert f.label is not None
@@ -234,11 +254,12 @@ def simulate(
     concurrency: int,
     max_seconds: float,
     feedback_token: str | None,
+    only: set[str] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> dict[str, Any]:
     """Load the photos and run the simulation (blocking)."""
     target = Target.parse(url)
-    photos = load_labelled(data)
+    photos = load_labelled(data, only=only)
     return asyncio.run(
         run_simulation(
             target,
