@@ -82,23 +82,21 @@ def simulate(
     from catdog.monitoring.simulate import simulate as run  # noqa: PLC0415
     from catdog.terminal import console, progress, summary_table  # noqa: PLC0415
 
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
     secret = token or os.environ.get("CATDOG_API_TOKEN")
     if feedback and not secret:
         raise MonitorError("--feedback needs the service's token: --token or $CATDOG_API_TOKEN")
     only = held_back(manifest, split) if manifest is not None else None
-    total = n or len(load_labelled(data, only=only))
+    photos = load_labelled(data, limit=n, only=only)
+    total = n or len(photos)
     with progress() as bar:
         task = bar.add_task("photos", total=total)
         report = run(
             url,
-            data,
+            photos,
             n=total,
             concurrency=concurrency,
             max_seconds=seconds,
             feedback_token=secret if feedback else None,
-            only=only,
             on_outcome=lambda _: bar.advance(task),
         )
     path = write_report(report, out)

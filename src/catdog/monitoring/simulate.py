@@ -248,18 +248,16 @@ async def run_simulation(
 
 def simulate(
     url: str,
-    data: Path,
+    photos: Sequence[LabelledPhoto],
     *,
     n: int | None,
     concurrency: int,
     max_seconds: float,
     feedback_token: str | None,
-    only: set[str] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> dict[str, Any]:
-    """Load the photos and run the simulation (blocking)."""
+    """Run the simulation (blocking): `n` requests cycling through `photos` (default: each once)."""
     target = Target.parse(url)
-    photos = load_labelled(data, only=only)
     return asyncio.run(
         run_simulation(
             target,

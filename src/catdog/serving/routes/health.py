@@ -20,7 +20,11 @@ async def health(request: Request) -> StatusOut:
     return StatusOut(status="ok", store=request.app.state.prediction_log.state)
 
 
-@router.get("/ready", responses={503: {"model": ErrorOut, "description": "Not ready yet."}})
+@router.get(
+    "/ready",
+    responses={503: {"model": ErrorOut, "description": "Not ready yet."}},
+    response_model_exclude_none=True,
+)
 async def ready(service: ServiceDep) -> StatusOut:
     """Readiness: 200 once a warmed model serves; 503 (reason `not_ready`) before that."""
     model = service.models.current
