@@ -46,3 +46,22 @@ def test_not_a_pet_answers_are_counted() -> None:
     log.submit(answered(), is_pet=True)
     log.submit(answered(), is_pet=None)
     assert metrics.registry.get_sample_value("catdog_not_a_pet_predictions_total") == 1
+
+
+def test_queued_photo_bytes_are_bounded_too(tmp_path: Path) -> None:
+    """Each queued row holds its photo: the queue is bounded in bytes as well as in rows."""
+    metrics = ServiceMetrics()
+    store = PredictionStore(f"sqlite:///{tmp_path / 'p.db'}")
+    log = PredictionLog(
+        store, metrics, queue_size=100, retention_days=30, max_pixels=10**7, max_queued_bytes=2500
+    )
+    for _ in range(4):
+        log.submit(answered(b"x" * 1000))
+    dropped = metrics.registry.get_sample_value(
+        "catdog_prediction_log_dropped_total", {"reason": "queue_full"}
+    )
+    assert dropped == 2
+    log.start()
+    log.stop()
+    log.submit(answered(b"x" * 1000))  # drained: room again
+    assert metrics.registry.get_sample_value("catdog_prediction_log_queue_depth") == 1

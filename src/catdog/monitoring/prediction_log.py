@@ -45,6 +45,7 @@ class PredictionLog:
         *,
         queue_size: int,
         retention_days: float,
+        max_queued_bytes: int = 256 * 1024 * 1024,
         max_pixels: int,
         keep_photos: Path | None = None,
         model_path: Callable[[], Path | None] = lambda: None,
@@ -58,6 +59,8 @@ class PredictionLog:
         self._model_path = model_path
         self._baseline_of: Path | None = None
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._max_queued_bytes = max_queued_bytes
+        self._queued_bytes = 0
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -72,12 +75,17 @@ class PredictionLog:
         """Queue one answer for the log; never blocks, never raises."""
         if is_pet is False:
             self.metrics.not_a_pet.inc()
-        try:
-            self._queue.put_nowait(answered)
-        except queue.Full:
-            self.metrics.log_dropped.labels(reason="queue_full").inc()
-            return
+        size = len(answered.photo)
         with self._lock:
+            if self._queued_bytes + size > self._max_queued_bytes:
+                self.metrics.log_dropped.labels(reason="queue_full").inc()
+                return
+            try:
+                self._queue.put_nowait(answered)
+            except queue.Full:
+                self.metrics.log_dropped.labels(reason="queue_full").inc()
+                return
+            self._queued_bytes += size
             self._pending.add(answered.prediction_id)
         self.metrics.log_queue_depth.inc()
 
@@ -163,6 +171,7 @@ class PredictionLog:
             self.metrics.log_dropped.labels(reason="store_down").inc(len(rows))
         with self._lock:
             self._pending.difference_update(a.prediction_id for a in batch)
+            self._queued_bytes -= sum(len(a.photo) for a in batch)
         self.metrics.log_queue_depth.dec(len(batch))
 
     def _row(self, answered: Answered) -> dict[str, Any]:

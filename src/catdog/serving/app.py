@@ -44,6 +44,7 @@ def create_app(
         PredictionStore(settings.store_url),
         metrics,
         queue_size=settings.log_queue_size,
+        max_queued_bytes=int(settings.log_queue_mb * 1024 * 1024),
         retention_days=settings.retention_days,
         max_pixels=settings.max_pixels,
         keep_photos=settings.keep_photos,

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         description="Prediction-log rows waiting for the writer; beyond it rows are dropped "
         "(counted in catdog_prediction_log_dropped_total), answers are not.",
     )
+    log_queue_mb: float = Field(
+        default=256.0,
+        gt=0,
+        description="Photo bytes the queued log rows may hold (each row holds its photo until "
+        "the writer has its statistics); beyond it rows are dropped, answers are not.",
+    )
     accuracy_window: int = Field(
         default=200,
         ge=1,
