@@ -216,7 +216,7 @@ def _html_version(version: str, figures: dict[str, Any], images: list[str]) -> s
         ("recall (macro)", metrics.get("recall")),
         ("F1 (macro)", metrics.get("f1")),
         ("mean confidence", figures["mean_confidence"]),
-        ("not-a-pet rate", figures["not_a_pet_rate"]),
+        ("not-a-pet rate (pet_score < 0.5)", figures["not_a_pet_rate"]),
         (
             "predicted ratio",
             json.dumps({k: round(v, 3) for k, v in figures["predicted_ratio"].items()}),
