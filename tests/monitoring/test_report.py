@@ -144,3 +144,29 @@ def test_the_html_page_and_plots(
         assert f'src="{image}"' in html
         assert (tmp_path / image).stat().st_size > 1000
     assert (tmp_path / "report.json").exists()
+
+
+def test_drift_is_judged_on_distinct_photos(store: PredictionStore, baseline: Baseline) -> None:
+    """One photo sent 200 times is one observation: no drift verdict from it."""
+    now = utcnow()
+    photo = {s: baseline.statistics[s].mean + 0.3 for s in STATISTICS}
+    store.add(
+        [
+            {
+                "id": new_prediction_id(),
+                "created_at": now,
+                "model_version": "v1",
+                "label": "cat",
+                "confidence": 0.9,
+                "probabilities": {"cat": 0.9, "dog": 0.1},
+                "sha256": "ab" * 32,
+                **photo,
+            }
+            for _ in range(200)
+        ]
+    )
+    report = report_of(store, baseline)
+    figures = report["versions"]["v1"]
+    assert (figures["predictions"], figures["distinct_photos"]) == (200, 1)
+    verdict = judge(report, PARAMS)
+    assert verdict.code == TOO_LITTLE_DATA and "1 distinct photos" in verdict.reason

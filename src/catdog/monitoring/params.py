@@ -21,7 +21,9 @@ class MonitorParams(BaseModel):
     min_labelled: int = Field(
         30, ge=1, description="Labelled predictions needed to judge accuracy."
     )
-    min_predictions: int = Field(50, ge=1, description="Predictions needed to judge drift.")
+    min_predictions: int = Field(
+        50, ge=1, description="Distinct photos (by sha256) needed to judge drift."
+    )
     drift_p_value: float = Field(
         0.01, gt=0, lt=1, description="A KS test below this p-value is drift..."
     )

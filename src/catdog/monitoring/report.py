@@ -22,6 +22,19 @@ from catdog.monitoring.store import PredictionRow
 HEALTHY, UNHEALTHY, TOO_LITTLE_DATA = 0, 1, 2
 
 
+def distinct_photos(rows: list[PredictionRow]) -> list[PredictionRow]:
+    """One row per photo (by sha256; rows without one count alone): the same photo sent ten
+    times is one observation of what users upload, not ten, and would fake significance."""
+    seen: dict[str, PredictionRow] = {}
+    alone = []
+    for row in rows:
+        if row.sha256 is None:
+            alone.append(row)
+        else:
+            seen.setdefault(row.sha256, row)
+    return [*seen.values(), *alone]
+
+
 def version_report(
     rows: list[PredictionRow], baseline: Baseline | None, params: MonitorParams
 ) -> dict[str, Any]:
@@ -39,17 +52,21 @@ def version_report(
     )
     with_pet = [r.pet_score for r in rows if r.pet_score is not None]
     counts = Counter(r.label for r in rows)
+    photos = distinct_photos(rows)
     drift: dict[str, Any] = {}
     if baseline is not None:
         for statistic in STATISTICS:
-            live = [getattr(r, statistic) for r in rows if getattr(r, statistic) is not None]
+            live = [getattr(r, statistic) for r in photos if getattr(r, statistic) is not None]
             drift[statistic] = continuous_drift(baseline.statistics[statistic].values, live, params)
         drift["confidence"] = continuous_drift(
-            baseline.confidence.values, [r.confidence for r in rows], params
+            baseline.confidence.values, [r.confidence for r in photos], params
         )
-        drift["predicted_ratio"] = ratio_drift(baseline.predicted_ratio, counts, params)
+        drift["predicted_ratio"] = ratio_drift(
+            baseline.predicted_ratio, Counter(r.label for r in photos), params
+        )
     return {
         "predictions": len(rows),
+        "distinct_photos": len(photos),
         "labelled": len(labelled),
         "feedback_coverage": len(labelled) / len(rows) if rows else 0.0,
         "first": rows[0].created_at.isoformat() if rows else None,
@@ -112,7 +129,7 @@ def judge(report: dict[str, Any], params: MonitorParams) -> Verdict:
     if not report["versions"]:
         return Verdict(TOO_LITTLE_DATA, "too little data: no predictions in the window")
     version, figures = next(iter(report["versions"].items()))
-    labelled, n = figures["labelled"], figures["predictions"]
+    labelled, n = figures["labelled"], figures["distinct_photos"]
     accuracy = figures["metrics"]["accuracy"] if figures["metrics"] else None
     if accuracy is not None and labelled >= params.min_labelled and accuracy < params.min_accuracy:
         return Verdict(
@@ -123,13 +140,13 @@ def judge(report: dict[str, Any], params: MonitorParams) -> Verdict:
     if n >= params.min_predictions and len(figures["drifted"]) >= params.max_drifted:
         return Verdict(
             UNHEALTHY,
-            f"model {version}: drift in {', '.join(figures['drifted'])} over {n} predictions",
+            f"model {version}: drift in {', '.join(figures['drifted'])} over {n} distinct photos",
         )
     missing = []
     if labelled < params.min_labelled:
         missing.append(f"{labelled} labelled predictions (need {params.min_labelled})")
     if n < params.min_predictions:
-        missing.append(f"{n} predictions (need {params.min_predictions})")
+        missing.append(f"{n} distinct photos (need {params.min_predictions})")
     if report["baseline"] is None:
         missing.append("no drift baseline")
     if missing:
@@ -137,7 +154,7 @@ def judge(report: dict[str, Any], params: MonitorParams) -> Verdict:
     return Verdict(
         HEALTHY,
         f"model {version}: healthy: accuracy {accuracy:.3f} over {labelled} labelled, "
-        f"no drift over {n} predictions",
+        f"no drift over {n} distinct photos",
     )
 
 
@@ -209,6 +226,7 @@ def _html_version(version: str, figures: dict[str, Any], images: list[str]) -> s
     metrics = figures["metrics"] or {}
     summary = [
         ("predictions", figures["predictions"]),
+        ("distinct photos (drift is judged on these)", figures["distinct_photos"]),
         ("labelled (feedback)", figures["labelled"]),
         ("feedback coverage", figures["feedback_coverage"]),
         ("accuracy", metrics.get("accuracy")),
