@@ -182,7 +182,7 @@ def write_report(
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     sections = []
     for index, (version, figures) in enumerate(report["versions"].items()):
-        own = [r for r in rows if r.model_version == version]
+        own = distinct_photos([r for r in rows if r.model_version == version])
         images = []
         if figures["metrics"]:
             name = f"v{index}-confusion.png"
