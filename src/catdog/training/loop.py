@@ -145,7 +145,6 @@ class TrainResult:
     refused: list[tuple[str, str]]
     rank: int = 0
     run_id: str | None = None
-    model_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -473,7 +472,6 @@ class Trainer:
                     "data_hash": self.extra["data_hash"],
                     "arch": params.arch,
                 },
-                registered_model=params.registered_model,
             )
             self.extra["mlflow_run_id"] = self.tracker.run_id
         try:
@@ -586,10 +584,7 @@ class Trainer:
         final |= {"best_val_accuracy": result.val["accuracy"], "best_epoch": result.best_epoch}
         final |= {"training_time_s": result.training_time_s, "images_per_s": result.images_per_s}
         self.tracker.log_metrics(final)
-        example = normalise(self.data["val"].images[:2].cpu(), self.preprocessing).numpy()
-        result.model_version = self.tracker.log_model(best.model, example)
         self.extra |= {
-            "model_version": result.model_version,
             "training_time_s": result.training_time_s,
             "images_per_s": result.images_per_s,
         }
@@ -634,7 +629,6 @@ def write_metrics(result: TrainResult, path: Path) -> None:
         "gflops": round(result.gflops, 4),
         "refused_photos": len(result.refused),
         "mlflow_run_id": result.run_id,
-        "model_version": result.model_version,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

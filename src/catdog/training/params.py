@@ -91,9 +91,8 @@ class TrainParams(BaseModel):
     last_checkpoint: Path = Path("models/last.pt")
     metrics_file: Path = Path("models/train_metrics.json")
     history_file: Path = Path("models/train_history.csv")
-    # MLflow: experiment and registered model names; tracking off skips MLflow entirely.
+    # MLflow experiment; tracking off skips MLflow entirely. `catdog export` registers models.
     tracking: bool = True
     experiment: str = "catdog"
-    registered_model: str | None = "catdog"
     # How many of the worst test mistakes the MLflow grid shows.
     mistakes_shown: int = Field(16, ge=0)
