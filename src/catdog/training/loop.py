@@ -115,14 +115,22 @@ def start_runtime(requested: str) -> Runtime:
     return Runtime(device, dist.get_rank(), dist.get_world_size())
 
 
-def seed_everything(seed: int, device: torch.device) -> None:
-    """Seed Python, NumPy and torch; on CPU also ask torch for deterministic kernels."""
+def seed_everything(seed: int, device: torch.device, *, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch. On CPU, or anywhere with `deterministic`, also ask torch
+    for deterministic kernels (warning on ops that have none) and keep cuDNN from benchmarking,
+    which picks the fastest algorithm per run, not the same one. Otherwise CUDA benchmarks."""
     random.seed(seed)
     np.random.seed(seed)  # third-party code may draw from the global generator
     torch.manual_seed(seed)
-    if device.type == "cpu":
+    if deterministic or device.type == "cpu":
+        if device.type == "cuda":  # cuBLAS is deterministic only with a fixed workspace
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
     elif device.type == "cuda":
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
         torch.backends.cudnn.benchmark = True
 
 
@@ -229,7 +237,7 @@ class Trainer:
     ) -> None:
         self.params = params
         self.runtime = start_runtime(params.device)
-        seed_everything(params.seed, self.runtime.device)
+        seed_everything(params.seed, self.runtime.device, deterministic=params.deterministic)
         # NHWC suits cuDNN and oneDNN alike, depthwise convolutions most of all.
         self.channels_last = self.runtime.device.type in {"cuda", "cpu"}
         # The model first: a missing pretrained download fails before minutes of decoding.

@@ -80,6 +80,8 @@ class TrainParams(BaseModel):
     # on a few hundred val photos accuracy moves in coarse, noisy steps, the loss smoothly.
     monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
     seed: int = 42
+    # Deterministic kernels and no cuDNN benchmarking on the GPU too (slower); always on CPU.
+    deterministic: bool = False
     device: Device = "auto"
     # bf16 autocast on CUDA (ignored on CPU and MPS).
     amp: bool = True
