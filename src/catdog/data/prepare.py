@@ -31,7 +31,7 @@ from catdog.data.manifest import (
 )
 from catdog.data.params import DataParams
 from catdog.data.report import REPORT_NAME, build_report, write_report
-from catdog.data.sources import RawFile, list_files
+from catdog.data.sources import RawFile, list_files, raw_root
 from catdog.data.split import SplitPlan, assign_splits
 from catdog.data.validate import Checked, Checker, CheckSettings, check_chunk
 from catdog.errors import DataError
@@ -63,7 +63,7 @@ def prepare_dataset(
 ) -> PrepareResult:
     """Turn the photos of `raw` (class folders, or the Microsoft zip) into the data set in `out`."""
     started = time.perf_counter()
-    raw, out = raw.resolve(), out.resolve()
+    raw, out = raw_root(raw.resolve()), out.resolve()
     _check_paths(raw, out)
     previous = read_previous_splits(out / MANIFEST_NAME, params.split.rule_id())
     _remove_leftovers(out)
