@@ -128,11 +128,12 @@ def test_export_command_judges_int8_on_the_selection_split_and_leaves_no_stale_f
     assert (decision["calibration_photos"], card["parity_photos"]) == (16, 8)
     fp32 = evaluate(OnnxClassifier(out / "model.onnx"), selection).scores()
     assert decision["fp32_accuracy"] == pytest.approx(fp32["accuracy"])
-    # The stale files never survive: replaced by the new int8 model, or removed.
-    assert (out / INT8_FILE).is_file() == decision["kept"]
-    assert card_path(out / INT8_FILE).is_file() == decision["kept"]
+    # The stale files never survive: replaced by the new int8 model in int8/, or removed.
+    assert not (out / INT8_FILE).exists() and not card_path(out / INT8_FILE).exists()
+    int8_path = out / "int8" / INT8_FILE
+    assert int8_path.is_file() == card_path(int8_path).is_file() == decision["kept"]
     if decision["kept"]:
-        int8 = OnnxClassifier(out / INT8_FILE)
-        assert int8.card["quantized"] and int8.card["onnx_sha256"] == sha256_of(out / INT8_FILE)
+        int8 = OnnxClassifier(int8_path)
+        assert int8.card["quantized"] and int8.card["onnx_sha256"] == sha256_of(int8_path)
         measured = evaluate(int8, selection).scores()
         assert measured["accuracy"] == pytest.approx(decision["int8_accuracy"])

@@ -102,6 +102,13 @@ def test_each_export_registers_the_served_bytes_as_a_new_immutable_version(
     second = _export(checkpoint, out, tiny_models.data, "served")
     assert second.registered is not None and second.registered.version == "2"
     assert not (out / INT8_FILE).exists() and not card_path(out / INT8_FILE).exists()
+    assert list((out / "int8").iterdir()) == []
+    record = json.loads((out / "registration.json").read_text())
+    assert (record["registered"], record["version"], record["uri"]) == (
+        True,
+        "2",
+        "models:/served/2",
+    )
     again = resolve("models:/served/1", cache_dir=tmp_path / "again")
     assert again.path.read_bytes() == first_onnx
     assert card_path(again.path).read_bytes() == first_card

@@ -182,6 +182,17 @@ def promote(
         str | None,
         typer.Option("--version", help="Registered version to judge. Default: the newest."),
     ] = None,
+    registration: Annotated[
+        Path | None,
+        typer.Option(
+            "--registration",
+            help="Judge the version an export registered, as its registration.json names it "
+            "(what the pipeline's promote stage does).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the JSON decision to this file.")
+    ] = None,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -202,12 +213,17 @@ def promote(
     """
     from catdog.params import load_section  # noqa: PLC0415
     from catdog.terminal import console, summary_table  # noqa: PLC0415
-    from catdog.training.registry import PromoteParams  # noqa: PLC0415
+    from catdog.training.registry import PromoteParams, read_registration  # noqa: PLC0415
     from catdog.training.registry import promote as promote_version  # noqa: PLC0415
 
     rule = load_section(_params_file(params), "promote", PromoteParams)
     if data is not None:
         rule = rule.model_copy(update={"data": data})
+    if registration is not None:
+        if version is not None:
+            raise ConfigError("give --version or --registration, not both")
+        name, version = read_registration(registration)
+        rule = rule.model_copy(update={"model_name": name})
     result = promote_version(rule, version=version)
     for described in result.models.values():
         console.print(model_line(described), highlight=False, soft_wrap=True)
@@ -255,5 +271,5 @@ def promote(
             "champion": result.champion_scores,
             "data": str(rule.data),
         },
-        None,
+        out,
     )

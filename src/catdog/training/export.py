@@ -46,10 +46,21 @@ from catdog.training.evaluate import (
 )
 from catdog.training.models import count_gflops, count_parameters
 from catdog.training.paired import EvidenceParams, compare
-from catdog.training.registry import Registered, find_run, register_export, start_export_run
+from catdog.training.registry import (
+    Registered,
+    find_run,
+    register_export,
+    start_export_run,
+    write_registration,
+)
 from catdog.training.tracking import git_commit, tracking_uri
 
 INT8_FILE = "model.int8.onnx"
+# The int8 model and its card go in their own folder: a DVC output that exists (empty when int8
+# was not kept), so `dvc checkout` never restores a card that names a missing file.
+INT8_DIR = "int8"
+# Which registry version the export became (or that it was not registered).
+REGISTRATION_FILE = "registration.json"
 
 
 class ExportParams(EvidenceParams):
@@ -295,18 +306,24 @@ def export_checkpoint(
         card = _card(onnx_path, registered, loaded.metrics, fp32_test, quantized=False, **common)
         int8_path: Path | None = None
         int8_card: ModelCard | None = None
+        int8_dir = out_dir / INT8_DIR
+        for stale in (
+            out_dir / INT8_FILE,
+            card_path(out_dir / INT8_FILE),
+            int8_dir / INT8_FILE,
+            card_path(int8_dir / INT8_FILE),
+        ):
+            stale.unlink(missing_ok=True)
+        int8_dir.mkdir(exist_ok=True)
         if quantization.kept and int8_test is not None:
-            int8_path = _place(Path(tmp) / INT8_FILE, out_dir)
-            int8_registered = f"{registered}-int8" if registered else None
+            int8_path = _place(Path(tmp) / INT8_FILE, int8_dir)
             int8_card = _card(
-                int8_path, int8_registered, loaded.metrics, int8_test, quantized=True, **common
+                int8_path, registered, loaded.metrics, int8_test, quantized=True, **common
             )
-        else:
-            for stale in (out_dir / INT8_FILE, card_path(out_dir / INT8_FILE)):
-                stale.unlink(missing_ok=True)
     result = ExportResult(onnx_path, card, int8_path, int8_card)
     if register and params.registered_model:
         result.registered = _register(checkpoint, loaded, result, params)
+    write_registration(out_dir / REGISTRATION_FILE, result.registered)
     return result
 
 

@@ -13,6 +13,7 @@ the version's tags and description say why.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -141,6 +142,37 @@ def client() -> MlflowClient:
     from mlflow import MlflowClient  # noqa: PLC0415 - MLflow is slow to import
 
     return MlflowClient()
+
+
+def write_registration(path: Path, registered: Registered | None) -> None:
+    """Which version an export became, beside the export: what `catdog promote --registration`
+    reads, so the pipeline promotes its own version, not whichever is newest."""
+    record: dict[str, Any] = {"registered": registered is not None}
+    if registered is not None:
+        record |= {
+            "name": registered.name,
+            "version": registered.version,
+            "uri": registered.uri,
+            "run_id": registered.run_id,
+            "training_run_found": registered.training_run_found,
+            "onnx_sha256": registered.onnx_sha256,
+        }
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def read_registration(path: Path) -> tuple[str, str]:
+    """The model name and version a `write_registration` file names."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read the registration record {path}: {exc}") from exc
+    if not record.get("registered"):
+        raise ModelError(
+            f"{path} says the export was not registered (export.registered_model is null, or "
+            "--no-register): there is no version to promote",
+            reason="no_model_version",
+        )
+    return str(record["name"]), str(record["version"])
 
 
 def find_run(run_id: str | None) -> str | None:
