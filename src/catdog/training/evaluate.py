@@ -291,8 +291,3 @@ def load_arrays(photo_set: PhotoSet, preprocessing: Preprocessing) -> np.ndarray
     if not batches:
         raise DataError(f"none of the {len(photo_set.photos)} photos in {photo_set.root} decoded")
     return np.concatenate(batches)
-
-
-def accuracy_points(evaluation: Evaluation) -> float:
-    """Accuracy in percentage points, the unit the int8 acceptance rule is written in."""
-    return 100.0 * evaluation.metrics["accuracy"]

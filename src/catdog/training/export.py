@@ -322,7 +322,7 @@ def export_checkpoint(
             )
     result = ExportResult(onnx_path, card, int8_path, int8_card)
     if register and params.registered_model:
-        result.registered = _register(checkpoint, loaded, result, params)
+        result.registered = _register(params.registered_model, checkpoint, loaded, result, params)
     write_registration(out_dir / REGISTRATION_FILE, result.registered)
     return result
 
@@ -372,11 +372,14 @@ def _card(
 
 
 def _register(
-    checkpoint: Path, loaded: LoadedCheckpoint, result: ExportResult, params: ExportParams
+    name: str,
+    checkpoint: Path,
+    loaded: LoadedCheckpoint,
+    result: ExportResult,
+    params: ExportParams,
 ) -> Registered:
     """Register the export as a new version, in its training run when this tracking store has
     it, else in a run of its own that names the missing one (and the terminal says so)."""
-    assert params.registered_model is not None
     training_run = loaded.extra.get("mlflow_run_id")
     run_id = find_run(str(training_run) if training_run else None)
     if run_id is None:
@@ -405,7 +408,7 @@ def _register(
         "int8.reason": card.quantization.reason,
     }
     return register_export(
-        name=params.registered_model,
+        name=name,
         run_id=run_id,
         training_run_found=run_id == training_run,
         onnx_path=result.onnx_path,
