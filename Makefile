@@ -21,13 +21,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-# The pipeline on the bundled sample: prepare -> train (registers a version) -> evaluate -> export
-# (DVC runs only what changed), promote the version, show the metrics, then serve and classify.
+# The pipeline on the bundled sample, run as a DVC experiment in a temporary copy of the repo
+# (`dvc exp run --temp`): download -> prepare -> train -> evaluate -> export (registers a version
+# in MLflow) -> promote. Results go to the DVC cache and an experiment ref (`dvc exp show`), the
+# model to the registry in ./mlflow.db; the work tree and the committed dvc.lock stay as they
+# were. Then serve the registry's champion and classify a few photos.
+demo: export MLFLOW_TRACKING_URI := sqlite:///$(CURDIR)/mlflow.db
 demo: install
-	dvc repro
-	$(BIN)/catdog promote
-	dvc metrics show
-	$(MAKE) --no-print-directory demo-serve
+	dvc exp run --temp
+	dvc exp show --no-pager --drop '.*' --keep 'Experiment|accuracy|promoted|version'
+	$(MAKE) --no-print-directory demo-serve DEMO_MODEL=models:/catdog@champion
 
 # The end of the demo: serve the model the pipeline exported, classify a few sample photos over
 # HTTP, stop the server (also when a step fails). The server's JSON log goes to reports/.

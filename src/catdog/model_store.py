@@ -1,15 +1,19 @@
 """Where a model comes from: a path, a registry URI, or nothing (the shipped reference model).
 
-`evaluate`, `predict` and `serve` all take "PATH_OR_URI or nothing" and call `resolve_model`, so
-the three always agree on which model they mean. Registry URIs need MLflow, imported only then:
-the torch-free serving install runs local files without it.
+`evaluate`, `predict` and `serve` all take "PATH_OR_URI or nothing" and call `resolve`, so the
+three always agree on which model they mean, and can say which one it was (`ResolvedModel`).
+No model named means the bundled reference model, always: there is no guessing from local files.
+Registry URIs need MLflow, imported only then: the torch-free serving install runs local files
+without it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +21,11 @@ from catdog.errors import ModelError
 
 MODEL_FILE = "model.onnx"
 CARD_FILE = "model.card.json"
-# The model the project ships (package data) and the newest local export of the pipeline.
+# The model the project ships (package data): what runs when no model is named.
 REFERENCE_DIR = Path(__file__).parent / "reference"
-LOCAL_EXPORT_DIR = Path("models")
-# Registered versions carry their ONNX export as run artifacts under this folder.
-ONNX_ARTIFACT_DIR = "onnx"
+# Versions registered before exports became MLflow models point at a whole run, whose ONNX
+# export lies in this folder.
+LEGACY_EXPORT_DIR = "onnx"
 REGISTRY_SCHEMES = ("models:/", "runs:/")
 
 
@@ -48,25 +52,50 @@ def read_card(onnx_path: Path) -> dict[str, Any]:
     return card
 
 
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks (an ONNX file may be hundreds of megabytes)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Which model a command runs: what was asked for, the local file, its version and hash."""
+
+    spec: str
+    path: Path
+    version: str
+    sha256: str
+
+    def describe(self) -> dict[str, str]:
+        """What a command's JSON says of it (and its stderr line, `commands.model_line`)."""
+        return {"spec": self.spec, "version": self.version, "sha256": self.sha256}
+
+
 def default_model() -> Path:
-    """The shipped reference model, else the newest local export, else a clear error."""
-    for folder in (REFERENCE_DIR, LOCAL_EXPORT_DIR):
-        candidate = folder / MODEL_FILE
-        if candidate.is_file():
-            return candidate
-    raise ModelError(
-        "no model given and none found: no shipped reference model and no local export in "
-        f"{LOCAL_EXPORT_DIR}/ (run `catdog export`, or pass --model PATH_OR_URI)"
-    )
+    """The shipped reference model: the one rule when no model is named."""
+    candidate = REFERENCE_DIR / MODEL_FILE
+    if not candidate.is_file():
+        raise ModelError(
+            f"no model given and the reference model {candidate} is missing from this install "
+            "(pass --model PATH_OR_URI)"
+        )
+    return candidate
 
 
-def resolve_model(spec: str | Path | None, *, cache_dir: Path | None = None) -> Path:
-    """Turn a path, a directory, a `models:/` or `runs:/` URI, or None into a local ONNX path."""
+def resolve(spec: str | Path | None, *, cache_dir: Path | None = None) -> ResolvedModel:
+    """Turn a path, a directory, a `models:/` or `runs:/` URI, or None (the reference model)
+    into a local ONNX file, and say which version that is."""
     if spec is None or str(spec) == "":
-        return default_model()
+        path = default_model()
+        return ResolvedModel(f"reference model {path}", path, _card_version(path), sha256_of(path))
     text = str(spec)
     if text.startswith(REGISTRY_SCHEMES):
-        return _download_from_registry(text, cache_dir)
+        path, version = _download_from_registry(text, cache_dir)
+        return ResolvedModel(text, path, version, sha256_of(path))
     path = Path(text)
     if path.is_dir():
         path = path / MODEL_FILE
@@ -74,11 +103,24 @@ def resolve_model(spec: str | Path | None, *, cache_dir: Path | None = None) -> 
         raise ModelError(f"model not found: {text}")
     if path.suffix != ".onnx":
         raise ModelError(f"expected an ONNX file (.onnx), got {path.name}")
-    return path
+    return ResolvedModel(str(path), path, _card_version(path), sha256_of(path))
 
 
-def _download_from_registry(uri: str, cache_dir: Path | None) -> Path:
-    """Fetch the ONNX export of a registered version (`models:/catdog@champion`) or a run."""
+def resolve_model(spec: str | Path | None, *, cache_dir: Path | None = None) -> Path:
+    """The local ONNX file of `resolve`."""
+    return resolve(spec, cache_dir=cache_dir).path
+
+
+def _card_version(path: Path) -> str:
+    try:
+        return str(read_card(path).get("version", "unknown"))
+    except ModelError:
+        return "unknown (no card)"
+
+
+def _download_from_registry(uri: str, cache_dir: Path | None) -> tuple[Path, str]:
+    """Fetch a registered version (`models:/catdog@champion`, `models:/catdog/3`) or a run's
+    artifact (`runs:/ID/onnx`); the version number, or the run, says which one it was."""
     try:
         import mlflow  # noqa: PLC0415 - optional: only registry URIs need it
         from mlflow.exceptions import MlflowException  # noqa: PLC0415
@@ -91,40 +133,40 @@ def _download_from_registry(uri: str, cache_dir: Path | None) -> Path:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         if uri.startswith("models:/"):
-            run_id = _run_of_model_version(uri)
-            if not mlflow.artifacts.list_artifacts(run_id=run_id, artifact_path=ONNX_ARTIFACT_DIR):
-                raise ModelError(
-                    f"{uri} has no {ONNX_ARTIFACT_DIR}/{MODEL_FILE}: export it first "
-                    "(`catdog export` attaches it to the training run)",
-                    reason="not_exported",
-                )
+            name, version = _model_version(uri)
+            # The number, not the alias: an alias moved meanwhile cannot mix two versions.
             local = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=ONNX_ARTIFACT_DIR, dst_path=str(dst)
+                artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)
             )
         else:
+            version = uri.removeprefix("runs:/").split("/")[0]
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst))
     except MlflowException as exc:
         raise ModelError(f"cannot fetch {uri} from MLflow: {exc.message}") from exc
     found = Path(local)
     onnx_path = found if found.is_file() else found / MODEL_FILE
+    if not onnx_path.is_file() and (found / LEGACY_EXPORT_DIR / MODEL_FILE).is_file():
+        onnx_path = found / LEGACY_EXPORT_DIR / MODEL_FILE
     if not onnx_path.is_file():
-        raise ModelError(f"{uri} has no {ONNX_ARTIFACT_DIR}/{MODEL_FILE}: export it first")
-    return onnx_path
+        raise ModelError(
+            f"{uri} holds no {MODEL_FILE}: register an ONNX export (`catdog export`)",
+            reason="not_exported",
+        )
+    return onnx_path, version
 
 
-def _run_of_model_version(uri: str) -> str:
-    """`models:/NAME@ALIAS` or `models:/NAME/VERSION` to the id of the run that made it."""
+def _model_version(uri: str) -> tuple[str, str]:
+    """`models:/NAME@ALIAS` or `models:/NAME/VERSION` to the name and version number."""
     from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
-    name, _, ref = uri.removeprefix("models:/").partition("@")
-    client = MlflowClient()
-    if ref:
-        version = client.get_model_version_by_alias(name, ref)
-    else:
-        name, _, number = name.partition("/")
-        if not number:
-            raise ModelError(f"{uri}: name a version or an alias (models:/NAME@ALIAS)")
-        version = client.get_model_version(name, number)
-    if not version.run_id:
-        raise ModelError(f"{uri} has no run to take its ONNX export from")
-    return str(version.run_id)
+    name, _, alias = uri.removeprefix("models:/").partition("@")
+    if alias:
+        try:
+            return name, str(MlflowClient().get_model_version_by_alias(name, alias).version)
+        except MlflowException as exc:
+            raise ModelError(f"{uri}: {exc.message}", reason="no_model_version") from exc
+    name, _, number = name.partition("/")
+    if not number:
+        raise ModelError(f"{uri}: name a version or an alias (models:/NAME@ALIAS)")
+    return name, number

@@ -75,3 +75,35 @@ def test_download_with_overridden_constants(pet_server: PetServer, tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert (tmp_path / "kagglecatsanddogs_5340.zip").read_bytes() == payload
     assert "catdog data prepare --raw" in result.output
+
+
+def test_download_copies_a_local_source_and_prepare_reads_a_folder_holding_one_zip(
+    tmp_path: Path, make_raw: MakeRaw, sample_photos: list[Path]
+) -> None:
+    raw = make_raw(sample_photos[::25])
+    dest = tmp_path / "data" / "raw"
+    dest.mkdir(parents=True)
+    (dest / "stale.jpg").write_bytes(b"from an earlier source")
+    result = runner.invoke(app, ["data", "download", "--source", str(raw), "--dest", str(dest)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(dest) for p in dest.rglob("*.jpg")) == sorted(
+        p.relative_to(raw) for p in raw.rglob("*.jpg")
+    )
+    # The Microsoft zip lands alone in data/raw: prepare reads it as the zip it is.
+    archive = tmp_path / "zipped"
+    subprocess.run(
+        [sys.executable, "-m", "zipfile", "-c", str(tmp_path / "pets.zip"), str(raw / "PetImages")],
+        check=True,
+    )
+    result = runner.invoke(
+        app, ["data", "download", "--source", str(tmp_path / "pets.zip"), "--dest", str(archive)]
+    )
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in archive.iterdir()] == ["pets.zip"]
+    out = tmp_path / "prepared"
+    done = runner.invoke(app, ["data", "prepare", "--raw", str(archive), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    with (out / "manifest.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(sample_photos[::25])
+    assert all(row["source_path"].startswith("PetImages/") for row in rows)

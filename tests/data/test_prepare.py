@@ -107,7 +107,8 @@ def test_awkward_collection_every_file_accounted_for(
     written = files_under(raw)
 
     out = tmp_path / "prepared"
-    report = prepare_dataset(raw, out, DataParams(image_size=64, workers=1)).report
+    params = DataParams(image_size=64, workers=1, max_label_conflict_fraction=0.1)
+    report = prepare_dataset(raw, out, params).report
     rows = {row["source_path"]: row for row in read_manifest(out)}
     assert set(rows) == written  # every input file has its row
     for name, (_, reason) in refused_files.items():
@@ -120,17 +121,22 @@ def test_awkward_collection_every_file_accounted_for(
         assert row["status"] in {"kept", "refused"}
         assert (row["status"] == "refused") == (row["reason"] in REFUSAL_REASONS)
 
-    kept_copy = rows[f"PetImages/Cat/{original.name}"]
+    # A photo, its exact copy filed as a dog and its re-encoded near copy: no label is trusted.
+    first = rows[f"PetImages/Cat/{original.name}"]
     exact = rows["PetImages/Dog/copied_into_dogs.jpg"]
     near = rows["PetImages/Cat/reencoded.jpg"]
-    assert (exact["status"], exact["reason"]) == ("refused", "duplicate")
-    assert f"PetImages/Cat/{original.name}" in exact["detail"]
-    assert near["status"] == "kept" and near["split"] == kept_copy["split"]
-    assert kept_copy["group"] == near["group"] == exact["group"] != ""
+    for row in (first, exact, near):
+        assert (row["status"], row["reason"], row["split"]) == ("refused", "label_conflict", "")
+    assert "PetImages/Dog/copied_into_dogs.jpg (dog)" in first["detail"]
+    assert f"PetImages/Cat/{original.name} (cat)" in exact["detail"]
+    assert first["group"] == near["group"] == exact["group"] != ""
     group = next(g for g in report["duplicate_groups"] if g["id"] == near["group"])
     assert group["label_conflict"] and group["labels"] == ["cat", "dog"]
     assert group["kind"] == "near" and len(group["members"]) == 3
     assert report["duplicates"]["label_conflicts"] == 1
+    (listed,) = report["label_conflicts"]
+    assert listed["group"] == group["id"]
+    assert {photo["source"] for photo in listed["photos"]} == set(group["members"])
     assert_only_kept_photos_written(out)  # the copy written into dog/ is gone
 
     refusals: dict[str, int] = {}
@@ -330,3 +336,31 @@ def test_chunks_cover_every_file_in_order_and_end_small(count: int) -> None:
     assert max(sizes) <= prepare_module._MAX_CHUNK
     assert sizes == sorted(sizes, reverse=True)  # never a big chunk after small ones
     assert sizes[-1] == 1
+
+
+def test_a_photo_filed_under_both_labels_is_refused_and_too_many_fail_the_stage(
+    tmp_path: Path, make_raw: MakeRaw, sample_photos: list[Path], fast_params: DataParams
+) -> None:
+    raw = make_raw(sample_photos[:6] + sample_photos[100:106])
+    twice = raw / "PetImages" / "Dog" / "filed_twice.jpg"
+    shutil.copyfile(sample_photos[0], twice)  # identical bytes under Cat/ and Dog/
+    out = tmp_path / "prepared"
+    params = fast_params.model_copy(update={"max_label_conflict_fraction": 2 / 13})
+    report = prepare_dataset(raw, out, params, show_progress=False).report
+    rows = {row["source_path"]: row for row in read_manifest(out)}
+    pair = [rows[f"PetImages/Cat/{sample_photos[0].name}"], rows["PetImages/Dog/filed_twice.jpg"]]
+    assert [(row["status"], row["reason"]) for row in pair] == [("refused", "label_conflict")] * 2
+    assert report["refusals"] == {"label_conflict": 2}
+    assert report["kept"] == 11
+    assert not list(out.rglob(f"{pair[0]['sha256']}.jpg"))  # neither cat/ nor dog/ has it
+    (listed,) = report["label_conflicts"]
+    assert listed["kind"] == "exact"
+    assert sorted(photo["label"] for photo in listed["photos"]) == ["cat", "dog"]
+
+    # Two of 13 files is over a limit of 10%: the stage fails, and nothing is written.
+    strict = fast_params.model_copy(update={"max_label_conflict_fraction": 0.1})
+    with pytest.raises(DataError, match="max_label_conflict_fraction") as caught:
+        prepare_dataset(raw, tmp_path / "strict", strict, show_progress=False)
+    assert caught.value.reason == "label_conflicts"
+    assert "filed_twice.jpg (dog)" in caught.value.detail
+    assert not (tmp_path / "strict").exists()

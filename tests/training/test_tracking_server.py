@@ -1,4 +1,4 @@
-"""MLFLOW_TRACKING_URI points training at a real `mlflow server` backed by PostgreSQL."""
+"""MLFLOW_TRACKING_URI points training and export at a real `mlflow server` on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import pytest
 from mlflow import MlflowClient
 from photo_sets import write_prepared
 
+from catdog.model_store import resolve, sha256_of
+from catdog.training.export import ExportParams, export_checkpoint
 from catdog.training.loop import train
 from catdog.training.params import TrainParams
 
@@ -107,7 +109,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_training_logs_and_registers_on_a_tracking_server(
+def test_training_logs_and_export_registers_on_a_tracking_server(
     tmp_path: Path, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
@@ -133,9 +135,21 @@ def test_training_logs_and_registers_on_a_tracking_server(
     assert run.info.status == "FINISHED"
     assert "test_accuracy" in run.data.metrics
     assert {a.path for a in client.list_artifacts(result.run_id, "plots")} >= {"plots/curves.png"}
-    version = client.get_model_version("catdog", str(result.model_version))
+
+    export = export_checkpoint(
+        params.checkpoint, tmp_path / "models", data, ExportParams(quantize=False, parity_photos=4)
+    )
+    assert export.registered is not None
+    version = client.get_model_version("catdog", export.registered.version)
     assert version.run_id == result.run_id
+    assert version.tags["training_run_found"] == "true"
+    assert {a.path for a in client.list_artifacts(result.run_id, "checkpoint")} == {
+        "checkpoint/checkpoint.pt"
+    }
+    served = resolve(f"models:/catdog/{version.version}", cache_dir=tmp_path / "dl")
+    assert served.sha256 == sha256_of(tmp_path / "models" / "model.onnx")
     # Nothing went to the embedded store: the server has it all.
     assert not (tmp_path / "mlflow.db").exists()
     assert not (tmp_path / "mlartifacts").exists()
     assert any((tmp_path / "server-artifacts").rglob("curves.png"))
+    assert any((tmp_path / "server-artifacts").rglob("model.card.json"))

@@ -1,4 +1,4 @@
-"""`catdog train` end to end: a real MLflow store, the registry, the files DVC reads."""
+"""`catdog train` end to end: a real MLflow store and the files DVC reads."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pytest
-import torch
 from mlflow import MlflowClient
 from photo_sets import write_prepared
 
@@ -52,7 +50,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.slow
-def test_train_tracks_registers_and_writes_dvc_outputs(
+def test_train_tracks_and_writes_dvc_outputs(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert run_catdog(["train", "--epochs", "3"], monkeypatch) == 0
@@ -88,23 +86,15 @@ def test_train_tracks_registers_and_writes_dvc_outputs(
         local = Path(client.download_artifacts(run.info.run_id, picture, str(project / "dl")))
         assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    (version,) = client.search_model_versions("name='catdog'")
-    assert version.run_id == run.info.run_id
-    logged = mlflow.pytorch.load_model(f"models:/catdog/{version.version}")
-    batch = torch.from_numpy(np.random.default_rng(0).normal(size=(5, 3, 40, 40)).astype("f4"))
-    with torch.no_grad():
-        probabilities = logged(batch)
-    assert probabilities.shape == (5, 2)
-    torch.testing.assert_close(probabilities.sum(1), torch.ones(5))
+    # Training registers nothing: `catdog export` registers the ONNX file that is served.
+    assert client.search_model_versions("name='catdog'") == []
 
     metrics = json.loads((project / "models" / "train_metrics.json").read_text())
     assert metrics["mlflow_run_id"] == run.info.run_id
-    assert metrics["model_version"] == str(version.version)
     assert metrics["test"]["n"] == 6
     assert len((project / "models" / "train_history.csv").read_text().splitlines()) == 4
     best = load_checkpoint(project / "models" / "checkpoint.pt")
     assert best.extra["mlflow_run_id"] == run.info.run_id
-    assert best.extra["model_version"] == str(version.version)
     assert best.extra["git_commit"] == commit
     assert (project / "models" / "last.pt").is_file()
 

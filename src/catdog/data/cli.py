@@ -16,6 +16,9 @@ from catdog.errors import ConfigError
 from catdog.params import DEFAULT_PARAMS, load_section
 from catdog.terminal import summary_table
 
+# `catdog data download --source`: the Microsoft zip, by its pinned URL, size and SHA-256.
+MICROSOFT = "microsoft"
+
 app = typer.Typer(help="Validate, normalise, de-duplicate and split photos.", no_args_is_help=True)
 
 
@@ -76,13 +79,33 @@ def download(
     size: Annotated[
         int | None, typer.Option("--size", help="Override the expected size in bytes.")
     ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="`microsoft` (the zip), or a local folder or zip to copy instead (the "
+            "pipeline's demo copies samples/petimages).",
+        ),
+    ] = MICROSOFT,
 ) -> None:
     """Fetch the Microsoft "Kaggle Cats and Dogs Dataset" zip: resumable, verified."""
     from catdog.data.download import (  # noqa: PLC0415 - urllib and ssl: only when downloading
         KAGGLE_CATS_AND_DOGS,
+        copy_local,
         download_file,
     )
 
+    if source != MICROSOFT:
+        copied = copy_local(Path(source), dest)
+        summary_table(
+            "catdog data download",
+            [
+                ("copied", source),
+                ("to", str(copied)),
+                ("next", f"catdog data prepare --raw {dest}"),
+            ],
+        )
+        return
     remote = KAGGLE_CATS_AND_DOGS
     if url is not None:
         remote = replace(remote, url=url)

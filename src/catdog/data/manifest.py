@@ -29,6 +29,7 @@ REFUSAL_REASONS: dict[str, str] = {
     "unreadable": "the file cannot be read (permissions, broken zip member)",
     "duplicate": "an exact copy (same sha256) of a kept photo, named in `detail`",
     "split_conflict": "a new near-duplicate of photos already in two different splits",
+    "label_conflict": "an exact or near copy of a photo filed under the other label (all refused)",
 }
 
 

@@ -52,6 +52,9 @@ class DataParams(BaseModel):
     # Hamming distance between 64-bit perceptual hashes. Re-encoded or resized copies of the
     # petimages-8k photos land at 0-4; the closest distinct photos in that set at 8 and above.
     near_duplicate_distance: int = Field(6, ge=0, le=64)
+    # Photos in groups filed under both labels are all refused; more than this fraction of the
+    # input files fails the stage (mislabelled folders rather than a few stray copies).
+    max_label_conflict_fraction: float = Field(0.01, ge=0, le=1)
     split: SplitParams = SplitParams()
     # Worker processes; 0 means one per CPU core.
     workers: int = Field(0, ge=0)

@@ -31,7 +31,7 @@ from catdog.data.manifest import (
 )
 from catdog.data.params import DataParams
 from catdog.data.report import REPORT_NAME, build_report, write_report
-from catdog.data.sources import RawFile, list_files
+from catdog.data.sources import RawFile, list_files, raw_root
 from catdog.data.split import SplitPlan, assign_splits
 from catdog.data.validate import Checked, Checker, CheckSettings, check_chunk
 from catdog.errors import DataError
@@ -63,7 +63,7 @@ def prepare_dataset(
 ) -> PrepareResult:
     """Turn the photos of `raw` (class folders, or the Microsoft zip) into the data set in `out`."""
     started = time.perf_counter()
-    raw, out = raw.resolve(), out.resolve()
+    raw, out = raw_root(raw.resolve()), out.resolve()
     _check_paths(raw, out)
     previous = read_previous_splits(out / MANIFEST_NAME, params.split.rule_id())
     _remove_leftovers(out)
@@ -186,7 +186,8 @@ def _chunks(files: list[RawFile], workers: int) -> list[list[RawFile]]:
 def _decide(
     checked: list[Checked], params: DataParams, previous: dict[str, str]
 ) -> tuple[list[ManifestRow], SplitPlan]:
-    """Keep one copy of each exact duplicate, group near-duplicates, split, and write a row each."""
+    """Keep one copy of each exact duplicate, group near-duplicates, refuse groups filed under
+    both labels, split the rest, and write a row each."""
     copies: dict[str, list[Checked]] = {}
     for item in checked:  # in source-path order, so the first copy is the one kept
         if item.ok:
@@ -197,9 +198,22 @@ def _decide(
         (kept[i].sha256, kept[j].sha256)
         for i, j in near_duplicate_pairs(hashes, params.near_duplicate_distance)
     ]
-    plan = assign_splits((item.sha256 for item in kept), pairs, params.split, previous)
+    groups = connected_components(copies, pairs)
+    # The same photo filed as a cat and as a dog: no label can be trusted, so none is guessed.
+    conflicted: dict[str, list[Checked]] = {}
+    for group in groups:
+        members = [item for sha in group for item in copies[sha]]
+        if len({item.label for item in members}) > 1:
+            conflicted.update(dict.fromkeys(group, members))
+    _check_conflicts(conflicted, len(checked), params)
+    plan = assign_splits(
+        (item.sha256 for item in kept if item.sha256 not in conflicted),
+        [pair for pair in pairs if pair[0] not in conflicted and pair[1] not in conflicted],
+        params.split,
+        previous,
+    )
     group_of: dict[str, str] = {}
-    for group in connected_components(plan.splits, pairs):
+    for group in groups:
         if len(group) > 1 or len(copies[group[0]]) > 1:
             group_of.update(dict.fromkeys(group, f"g{group[0][:12]}"))
     rule_id = params.split.rule_id()
@@ -210,7 +224,15 @@ def _decide(
             rows.append(_row(item, group_id, reason=item.reason or "", detail=item.detail))
             continue
         first = copies[item.sha256][0]
-        if item is not first:
+        if item.sha256 in conflicted:
+            others = ", ".join(
+                f"{other.source} ({other.label})"
+                for other in conflicted[item.sha256]
+                if other is not item
+            )
+            detail = f"its copies are filed under both labels: {others}"
+            rows.append(_row(item, group_id, reason="label_conflict", detail=detail))
+        elif item is not first:
             detail = f"same bytes as {first.source}"
             rows.append(_row(item, group_id, reason="duplicate", detail=detail))
         elif item.sha256 in plan.conflicts:
@@ -220,6 +242,21 @@ def _decide(
         else:
             rows.append(_row(item, group_id, split=plan.splits[item.sha256], split_rule=rule_id))
     return rows, plan
+
+
+def _check_conflicts(conflicted: dict[str, list[Checked]], files: int, params: DataParams) -> None:
+    """Fail the stage when more photos than `data.max_label_conflict_fraction` of the files are
+    in label conflicts: that many means mislabelled folders, not a few stray copies."""
+    photos = {item.source: item for members in conflicted.values() for item in members}
+    if files and len(photos) / files > params.max_label_conflict_fraction:
+        shown = ", ".join(f"{source} ({item.label})" for source, item in sorted(photos.items())[:6])
+        raise DataError(
+            f"{len(photos)} of {files} files are copies or near-copies filed under both labels, "
+            f"more than data.max_label_conflict_fraction = {params.max_label_conflict_fraction:g}"
+            f" allows (for example {shown}); fix the class folders, or raise the limit to "
+            "refuse them all as label_conflict and list them in report.json",
+            reason="label_conflicts",
+        )
 
 
 def _row(

@@ -48,6 +48,20 @@ def build_report(rows: list[ManifestRow], params: DataParams) -> dict[str, Any]:
             "largest_group": max((len(group["members"]) for group in groups), default=0),
         },
         "split_rule": params.split.model_dump() | {"id": params.split.rule_id()},
+        # Every photo refused because its group is filed under both labels, by group.
+        "label_conflicts": [
+            {
+                "group": group["id"],
+                "kind": group["kind"],
+                "photos": [
+                    {"source": row.source_path, "label": row.label}
+                    for row in sorted(rows, key=lambda row: row.source_path)
+                    if row.group == group["id"] and row.reason == "label_conflict"
+                ],
+            }
+            for group in groups
+            if group["label_conflict"]
+        ],
         "duplicate_groups": groups,
     }
 

@@ -40,6 +40,16 @@ class RawFile:
     size: int
 
 
+def raw_root(raw: Path) -> Path:
+    """The zip inside `raw` when `raw` is a folder that holds one zip and nothing else (what the
+    pipeline's download stage leaves in data/raw), else `raw` itself."""
+    if raw.is_dir():
+        entries = list(raw.iterdir())
+        if len(entries) == 1 and entries[0].is_file() and zipfile.is_zipfile(entries[0]):
+            return entries[0]
+    return raw
+
+
 def list_files(raw: Path, *, exclude: Path | None = None) -> list[RawFile]:
     """Every file of `raw` (a folder or a zip) sorted by path; `exclude` skips a folder inside."""
     if raw.is_dir():

@@ -127,6 +127,5 @@ def train(
         "photos skipped": len(result.refused),
         "checkpoint": str(result.checkpoint),
         "MLflow run": result.run_id or "off",
-        "registered version": result.model_version or "-",
     }
     summary_table("catdog train", rows)

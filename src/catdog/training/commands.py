@@ -43,9 +43,9 @@ def evaluate(
         str | None,
         typer.Option(
             "--model",
-            help="An ONNX file or export folder, a `.pt` checkpoint (scored in PyTorch), or a "
-            "registry URI such as models:/catdog@champion. Default: the shipped reference "
-            "model, else the newest local export (models/model.onnx).",
+            help="An ONNX file or export folder (models/model.onnx), a `.pt` checkpoint (scored "
+            "in PyTorch), or a registry URI such as models:/catdog@champion. Default: the "
+            "bundled reference model.",
         ),
     ] = None,
     data: Annotated[
@@ -74,7 +74,7 @@ def evaluate(
     Photos that cannot be decoded are listed as refused, with their reason.
     """
     from catdog.params import load_section  # noqa: PLC0415
-    from catdog.terminal import summary_table  # noqa: PLC0415
+    from catdog.terminal import console, summary_table  # noqa: PLC0415
     from catdog.training.evaluate import (  # noqa: PLC0415
         EvaluateParams,
         evaluate_model,
@@ -84,6 +84,7 @@ def evaluate(
     settings = load_section(_params_file(params), "evaluate", EvaluateParams)
     data_dir = data or settings.data
     evaluation, described = evaluate_model(model, data_dir, batch_size=settings.batch_size)
+    console.print(model_line(described), highlight=False, soft_wrap=True)
     report = evaluation.to_json(model=described, data=str(data_dir))
     if plots is not None:
         write_plots(evaluation, plots)
@@ -94,6 +95,13 @@ def evaluate(
         + [("refused", report["refused_count"]), ("data", str(data_dir))],
     )
     _emit(report, out)
+
+
+def model_line(described: dict[str, Any]) -> str:
+    """The one stderr line that says which model a command scored."""
+    return (
+        f"model: {described['spec']} (version {described['version']}, sha256 {described['sha256']})"
+    )
 
 
 def export(
@@ -108,15 +116,15 @@ def export(
         Path,
         typer.Option(
             "--data",
-            help="Class-folder photos for the parity check; when split (train/, test/), int8 is "
-            "calibrated on train/ and judged on test/.",
+            help="Class-folder photos for the parity check; when split (train/, val/, test/), "
+            "int8 is calibrated on train/, judged on val/ and reported on test/.",
         ),
     ] = Path("data/prepared"),
     quantize: Annotated[
         bool | None,
         typer.Option(
             "--quantize/--no-quantize",
-            help="Try int8 (kept only within `export.max_int8_accuracy_drop` points). "
+            help="Try int8 (kept only on evidence that it is not worse, see params.yaml). "
             "Default: `export.quantize` in params.yaml.",
         ),
     ] = None,
@@ -124,7 +132,8 @@ def export(
         bool,
         typer.Option(
             "--register/--no-register",
-            help="Attach the export to the checkpoint's MLflow run (its registered version).",
+            help="Register the export as a new version of `export.registered_model` in MLflow, "
+            "in the checkpoint's training run when the tracking store has it.",
         ),
     ] = True,
     params: ParamsOption = DEFAULT_PARAMS,
@@ -133,7 +142,9 @@ def export(
 
     The batch axis is dynamic and parity with PyTorch is checked on real photos.
 
-    int8 is optional, and kept only within `export.max_int8_accuracy_drop` points of accuracy.
+    int8 is optional, and kept only when the selection split shows it is not worse.
+
+    Each export registers a new, immutable MLflow model version holding the ONNX file and card.
     """
     from catdog.params import load_section  # noqa: PLC0415
     from catdog.terminal import summary_table  # noqa: PLC0415
@@ -159,7 +170,8 @@ def export(
             ("test accuracy", test["accuracy"]),
             ("int8", card.quantization.reason),
             ("int8 model", str(result.int8_path) if result.int8_path else "-"),
-            ("MLflow run", card.mlflow_run_id if register and card.mlflow_run_id else "-"),
+            ("registered", result.registered.uri if result.registered else "-"),
+            ("MLflow run", result.registered.run_id if result.registered else "-"),
         ],
     )
 
@@ -170,29 +182,51 @@ def promote(
         str | None,
         typer.Option("--version", help="Registered version to judge. Default: the newest."),
     ] = None,
+    registration: Annotated[
+        Path | None,
+        typer.Option(
+            "--registration",
+            help="Judge the version an export registered, as its registration.json names it "
+            "(what the pipeline's promote stage does).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the JSON decision to this file.")
+    ] = None,
     data: Annotated[
         Path | None,
         typer.Option(
-            "--data", help="Test split both models are scored on. Default: `promote.data`."
+            "--data",
+            help="Selection split both models are scored on (not the final test split). "
+            "Default: `promote.data` (data/prepared/val).",
         ),
     ] = None,
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
-    """Move `champion` to a version that beats the current one, else make it `challenger`.
+    """Move `champion` to a version that beats the current one on evidence, else `challenger`.
 
-    Both are scored on the same test split, by the rule in the `promote:` section of params.yaml.
+    Both are scored on the selection split; the rule in the `promote:` section of params.yaml
+    needs enough photos, a significant exact McNemar test on the photos the two disagree on, and
+    a minimum accuracy margin. Too few photos: no decision, and the reason.
 
     The command prints why, and tags the version with the comparison.
     """
     from catdog.params import load_section  # noqa: PLC0415
     from catdog.terminal import console, summary_table  # noqa: PLC0415
-    from catdog.training.registry import PromoteParams  # noqa: PLC0415
+    from catdog.training.registry import PromoteParams, read_registration  # noqa: PLC0415
     from catdog.training.registry import promote as promote_version  # noqa: PLC0415
 
     rule = load_section(_params_file(params), "promote", PromoteParams)
     if data is not None:
         rule = rule.model_copy(update={"data": data})
+    if registration is not None:
+        if version is not None:
+            raise ConfigError("give --version or --registration, not both")
+        name, version = read_registration(registration)
+        rule = rule.model_copy(update={"model_name": name})
     result = promote_version(rule, version=version)
+    for described in result.models.values():
+        console.print(model_line(described), highlight=False, soft_wrap=True)
     champion = result.previous_champion
     summary_table(
         "catdog promote",
@@ -209,7 +243,7 @@ def promote(
                 if result.champion_scores
                 else []
             ),
-            ("test photos", result.candidate_scores["count"]),
+            ("selection photos", result.candidate_scores["count"]),
         ],
     )
     for reason in result.decision.reasons:
@@ -220,11 +254,22 @@ def promote(
             "version": result.version,
             "alias": result.alias,
             "promoted": result.decision.promote,
+            "decided": result.decision.decided,
+            "models": result.models,
+            "comparison": None
+            if result.comparison is None
+            else {
+                "photos": result.comparison.photos,
+                "disagreements": result.comparison.disagreements,
+                "candidate_only": result.comparison.candidate_only,
+                "champion_only": result.comparison.baseline_only,
+                "p_value": result.comparison.p_better(),
+            },
             "previous_champion": champion,
             "reasons": result.decision.reasons,
             "candidate": result.candidate_scores,
             "champion": result.champion_scores,
             "data": str(rule.data),
         },
-        None,
+        out,
     )

@@ -23,7 +23,7 @@ from catdog.data.params import DataParams
 from catdog.data.sources import RawFile, RawReader, list_files
 from catdog.errors import DataError, ImageError, ModelError
 from catdog.metrics import ClassificationMetrics, classification_metrics, roc_curve
-from catdog.model_store import resolve_model
+from catdog.model_store import resolve, sha256_of
 from catdog.predictor import OnnxClassifier
 from catdog.preprocess import Preprocessing
 from catdog.terminal import progress
@@ -245,18 +245,20 @@ def evaluate_model(
             "spec": spec,
             "name": "checkpoint",
             "version": f"epoch {scorer.epoch}",
+            "sha256": sha256_of(Path(spec)),
             "architecture": scorer.arch,
             "runtime": "pytorch",
         }
         return evaluate(scorer, photos, batch_size=batch_size), described
     with tempfile.TemporaryDirectory(prefix="catdog-evaluate-") as tmp:
-        path = resolve_model(spec, cache_dir=Path(tmp))
-        classifier = OnnxClassifier(path)
+        resolved = resolve(spec, cache_dir=Path(tmp))
+        classifier = OnnxClassifier(resolved.path)
         card = classifier.card
         described = {
-            "spec": spec or str(path),
+            "spec": resolved.spec,
             "name": card.get("name", "catdog"),
-            "version": classifier.version,
+            "version": resolved.version,
+            "sha256": resolved.sha256,
             "architecture": card.get("architecture"),
             "quantized": card.get("quantized", False),
             "runtime": "onnxruntime",
@@ -289,8 +291,3 @@ def load_arrays(photo_set: PhotoSet, preprocessing: Preprocessing) -> np.ndarray
     if not batches:
         raise DataError(f"none of the {len(photo_set.photos)} photos in {photo_set.root} decoded")
     return np.concatenate(batches)
-
-
-def accuracy_points(evaluation: Evaluation) -> float:
-    """Accuracy in percentage points, the unit the int8 acceptance rule is written in."""
-    return 100.0 * evaluation.metrics["accuracy"]

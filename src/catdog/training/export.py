@@ -19,14 +19,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from torch import nn
 
 from catdog.errors import ExportError
 from catdog.model_store import MODEL_FILE, card_path
 from catdog.predictor import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
 from catdog.preprocess import Preprocessing
+from catdog.terminal import console
 from catdog.training.card import (
+    MODEL_NAME,
     ModelCard,
     Quantization,
     build_card,
@@ -38,28 +40,44 @@ from catdog.training.checkpoint import LoadedCheckpoint, load_checkpoint
 from catdog.training.evaluate import (
     Evaluation,
     PhotoSet,
-    accuracy_points,
     evaluate,
     find_photos,
     load_arrays,
 )
 from catdog.training.models import count_gflops, count_parameters
-from catdog.training.registry import attach_export, version_of_run
+from catdog.training.paired import EvidenceParams, compare
+from catdog.training.registry import (
+    Registered,
+    find_run,
+    register_export,
+    start_export_run,
+    write_registration,
+)
+from catdog.training.tracking import git_commit, tracking_uri
 
 INT8_FILE = "model.int8.onnx"
+# The int8 model and its card go in their own folder: a DVC output that exists (empty when int8
+# was not kept), so `dvc checkout` never restores a card that names a missing file.
+INT8_DIR = "int8"
+# Which registry version the export became (or that it was not registered).
+REGISTRATION_FILE = "registration.json"
 
 
-class ExportParams(BaseModel):
-    """The `export:` section of params.yaml."""
+class ExportParams(EvidenceParams):
+    """The `export:` section of params.yaml (the int8 gate's evidence rule included)."""
 
     model_config = ConfigDict(extra="forbid")
 
     quantize: bool = True
-    max_int8_accuracy_drop: float = Field(0.2, ge=0, description="percentage points")
+    max_int8_accuracy_drop: float = Field(0.5, ge=0, description="percentage points")
     parity_tolerance: float = Field(1e-4, gt=0)
     parity_photos: int = Field(32, ge=1)
     calibration_photos: int = Field(64, ge=1)
     batch_size: int = Field(32, ge=1)
+    # Each export registers a new version of this model (None: register nothing), in the
+    # training run, or in a new run of this experiment when the store lacks that run.
+    registered_model: str | None = MODEL_NAME
+    experiment: str = "catdog"
 
 
 class ProbabilitiesHead(nn.Module):
@@ -81,6 +99,8 @@ class ExportResult:
     card: ModelCard
     int8_path: Path | None
     int8_card: ModelCard | None
+    baseline_path: Path | None = None
+    registered: Registered | None = None
 
 
 def export_onnx(model: nn.Module, size: int, path: Path) -> None:
@@ -175,24 +195,38 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: np.ndarray) -> 
 def int8_decision(
     fp32: Evaluation, int8: Evaluation, params: ExportParams, calibration_photos: int
 ) -> Quantization:
-    """Keep int8 only if it loses at most `max_int8_accuracy_drop` points on the same photos."""
-    drop = accuracy_points(fp32) - accuracy_points(int8)
-    kept = drop <= params.max_int8_accuracy_drop
-    verdict = "kept" if kept else "discarded"
+    """Keep int8 only on evidence, as promotion decides: on enough photos of the selection split,
+    a drop within `max_int8_accuracy_drop` points, and not significantly more often wrong than
+    fp32 where the two disagree (one-sided exact McNemar). Too few photos: not kept, and why."""
+    paired = compare(int8, fp32)
+    drop = -100.0 * paired.accuracy_delta
+    p_worse = paired.p_worse()
+    if paired.photos < params.min_photos:
+        kept = False
+        why = f"too few photos to decide: {paired.photos} < export.min_photos {params.min_photos}"
+    elif drop > params.max_int8_accuracy_drop:
+        kept = False
+        why = f"accuracy drop {drop:.2f} points > the allowed {params.max_int8_accuracy_drop:.2f}"
+    elif p_worse <= params.alpha:
+        kept = False
+        why = f"McNemar exact test: int8 is worse (p = {p_worse:.3g} ≤ {params.alpha:g})"
+    else:
+        kept = True
+        why = (
+            f"accuracy drop {drop:.2f} points ≤ {params.max_int8_accuracy_drop:.2f}, "
+            f"not shown worse (McNemar p = {p_worse:.3g} > {params.alpha:g})"
+        )
     return Quantization(
         attempted=True,
         kept=kept,
         method="onnxruntime static QDQ, per-channel int8 weights, uint8 activations",
-        fp32_accuracy=fp32.metrics["accuracy"],
-        int8_accuracy=int8.metrics["accuracy"],
+        fp32_accuracy=paired.baseline_accuracy,
+        int8_accuracy=paired.candidate_accuracy,
         accuracy_drop_points=round(drop, 4),
         max_drop_points=params.max_int8_accuracy_drop,
         calibration_photos=calibration_photos,
-        evaluation_photos=int(fp32.metrics["n"]),
-        reason=(
-            f"{verdict}: accuracy drop {drop:.2f} points vs the allowed "
-            f"{params.max_int8_accuracy_drop:.2f}"
-        ),
+        evaluation_photos=paired.photos,
+        reason=f"{'kept' if kept else 'discarded'}: {why} ({paired.summary()})",
     )
 
 
@@ -201,17 +235,6 @@ def _opset(path: Path) -> int:
 
     model = onnx.load(str(path), load_external_data=False)
     return int(max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")))
-
-
-def _registered_version(loaded: LoadedCheckpoint, register: bool) -> str | None:
-    """The registry version this checkpoint became: from the checkpoint, else asked of MLflow."""
-    known = loaded.extra.get("model_version")
-    if known:
-        return str(known)
-    run_id = loaded.extra.get("mlflow_run_id")
-    if register and run_id:
-        return version_of_run(str(run_id))
-    return None
 
 
 def export_checkpoint(
@@ -225,12 +248,15 @@ def export_checkpoint(
     """Export, check parity on real photos, maybe quantise; then write files and cards in place.
 
     `data` is a class-folder dataset: parity uses photos from all of it; when it is split
-    (data/prepared), int8 is calibrated on `train/` and judged on `test/`, else both use it all.
+    (data/prepared), int8 is calibrated on `train/`, judged on the selection split `val/`, and
+    reported on `test/`; else all three use it all. `register` then registers the export as a
+    new version in MLflow (`register_export`).
     """
     loaded = load_checkpoint(checkpoint)
     preprocessing = loaded.preprocessing
     photos = find_photos(data)
     test_set = find_photos(split_or_root(data, "test"))
+    selection_set = find_photos(split_or_root(data, "val"))
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         fp32_path = Path(tmp) / MODEL_FILE
@@ -243,11 +269,23 @@ def export_checkpoint(
         int8_test: Evaluation | None = None
         if params.quantize:
             calibration_set = find_photos(split_or_root(data, "train"))
-            int8_test, calibrated = _quantize_and_test(
-                fp32_path, preprocessing, calibration_set, test_set, params
+            int8_selection, calibrated = _quantize_and_test(
+                fp32_path, preprocessing, calibration_set, selection_set, params
             )
-            quantization = int8_decision(fp32_test, int8_test, params, calibrated)
-        registered = _registered_version(loaded, register)
+            fp32_selection = evaluate(
+                fp32, selection_set, batch_size=params.batch_size, description="fp32 selection"
+            )
+            quantization = int8_decision(fp32_selection, int8_selection, params, calibrated)
+            if quantization.kept:
+                int8 = OnnxClassifier(
+                    Path(tmp) / INT8_FILE, card={"preprocessing": preprocessing.to_dict()}
+                )
+                int8_test = evaluate(
+                    int8, test_set, batch_size=params.batch_size, description="int8 test"
+                )
+        # The card cannot name the registry version it will become: the version is numbered
+        # when it is registered, after the card is written (and registered with it).
+        registered = None
         gflops = count_gflops(loaded.model, preprocessing.size)
         common: dict[str, Any] = {
             "architecture": loaded.arch,
@@ -269,26 +307,29 @@ def export_checkpoint(
         card = _card(onnx_path, registered, loaded.metrics, fp32_test, quantized=False, **common)
         int8_path: Path | None = None
         int8_card: ModelCard | None = None
+        int8_dir = out_dir / INT8_DIR
+        for stale in (
+            out_dir / INT8_FILE,
+            card_path(out_dir / INT8_FILE),
+            int8_dir / INT8_FILE,
+            card_path(int8_dir / INT8_FILE),
+        ):
+            stale.unlink(missing_ok=True)
+        int8_dir.mkdir(exist_ok=True)
         if quantization.kept and int8_test is not None:
-            int8_path = _place(Path(tmp) / INT8_FILE, out_dir)
-            int8_registered = f"{registered}-int8" if registered else None
+            int8_path = _place(Path(tmp) / INT8_FILE, int8_dir)
             int8_card = _card(
-                int8_path, int8_registered, loaded.metrics, int8_test, quantized=True, **common
+                int8_path, registered, loaded.metrics, int8_test, quantized=True, **common
             )
-        else:
-            for stale in (out_dir / INT8_FILE, card_path(out_dir / INT8_FILE)):
-                stale.unlink(missing_ok=True)
     # The drift baseline `catdog monitor` compares live traffic with (catdog.monitoring).
     from catdog.monitoring.baseline import export_baseline  # noqa: PLC0415
 
     baseline = export_baseline(onnx_path, split_or_root(data, "train"), data / "manifest.csv")
-    run_id = loaded.extra.get("mlflow_run_id")
-    if register and run_id:
-        files = [onnx_path, card_path(onnx_path), baseline]
-        if int8_path is not None:
-            files += [int8_path, card_path(int8_path)]
-        attach_export(str(run_id), files)
-    return ExportResult(onnx_path, card, int8_path, int8_card)
+    result = ExportResult(onnx_path, card, int8_path, int8_card, baseline)
+    if register and params.registered_model:
+        result.registered = _register(params.registered_model, checkpoint, loaded, result, params)
+    write_registration(out_dir / REGISTRATION_FILE, result.registered)
+    return result
 
 
 def _quantize_and_test(
@@ -303,7 +344,7 @@ def _quantize_and_test(
     int8_path = fp32_path.with_name(INT8_FILE)
     quantize_int8(fp32_path, int8_path, calibration)
     int8 = OnnxClassifier(int8_path, card={"preprocessing": preprocessing.to_dict()})
-    scores = evaluate(int8, test_set, batch_size=params.batch_size, description="int8 test")
+    scores = evaluate(int8, test_set, batch_size=params.batch_size, description="int8 selection")
     return scores, len(calibration)
 
 
@@ -333,3 +374,52 @@ def _card(
     )
     write_card(card, onnx_path)
     return card
+
+
+def _register(
+    name: str,
+    checkpoint: Path,
+    loaded: LoadedCheckpoint,
+    result: ExportResult,
+    params: ExportParams,
+) -> Registered:
+    """Register the export as a new version, in its training run when this tracking store has
+    it, else in a run of its own that names the missing one (and the terminal says so)."""
+    training_run = loaded.extra.get("mlflow_run_id")
+    run_id = find_run(str(training_run) if training_run else None)
+    if run_id is None:
+        run_id = start_export_run(params.experiment, str(training_run) if training_run else None)
+        console.print(
+            f"[yellow]training run {training_run or '(none recorded)'} is not in "
+            f"{tracking_uri()}: registering in a new run {run_id}, with the checkpoint, its "
+            "card and the metrics it holds[/]"
+        )
+    card = result.card
+    files = [result.onnx_path, card_path(result.onnx_path)]
+    if result.baseline_path is not None:
+        files.append(result.baseline_path)
+    if result.int8_path is not None:
+        files += [result.int8_path, card_path(result.int8_path)]
+    test = card.metrics["test"]
+    tags = {
+        "data_hash": card.data_hash,
+        "git_commit": card.git_commit,
+        "export.git_commit": git_commit(),
+        "training_run": str(training_run) if training_run else None,
+        "training_run_found": str(run_id == training_run).lower(),
+        "architecture": card.architecture,
+        "test.accuracy": f"{test['accuracy']:.6f}",
+        "test.log_loss": f"{test['log_loss']:.6f}",
+        "test.count": str(test["count"]),
+        "int8": "kept" if card.quantization.kept else "not kept",
+        "int8.reason": card.quantization.reason,
+    }
+    return register_export(
+        name=name,
+        run_id=run_id,
+        training_run_found=run_id == training_run,
+        onnx_path=result.onnx_path,
+        files=files,
+        checkpoint=checkpoint,
+        tags=tags,
+    )

@@ -115,14 +115,22 @@ def start_runtime(requested: str) -> Runtime:
     return Runtime(device, dist.get_rank(), dist.get_world_size())
 
 
-def seed_everything(seed: int, device: torch.device) -> None:
-    """Seed Python, NumPy and torch; on CPU also ask torch for deterministic kernels."""
+def seed_everything(seed: int, device: torch.device, *, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch. On CPU, or anywhere with `deterministic`, also ask torch
+    for deterministic kernels (warning on ops that have none) and keep cuDNN from benchmarking,
+    which picks the fastest algorithm per run, not the same one. Otherwise CUDA benchmarks."""
     random.seed(seed)
     np.random.seed(seed)  # third-party code may draw from the global generator
     torch.manual_seed(seed)
-    if device.type == "cpu":
+    if deterministic or device.type == "cpu":
+        if device.type == "cuda":  # cuBLAS is deterministic only with a fixed workspace
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
     elif device.type == "cuda":
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
         torch.backends.cudnn.benchmark = True
 
 
@@ -145,7 +153,6 @@ class TrainResult:
     refused: list[tuple[str, str]]
     rank: int = 0
     run_id: str | None = None
-    model_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -230,7 +237,7 @@ class Trainer:
     ) -> None:
         self.params = params
         self.runtime = start_runtime(params.device)
-        seed_everything(params.seed, self.runtime.device)
+        seed_everything(params.seed, self.runtime.device, deterministic=params.deterministic)
         # NHWC suits cuDNN and oneDNN alike, depthwise convolutions most of all.
         self.channels_last = self.runtime.device.type in {"cuda", "cpu"}
         # The model first: a missing pretrained download fails before minutes of decoding.
@@ -473,7 +480,6 @@ class Trainer:
                     "data_hash": self.extra["data_hash"],
                     "arch": params.arch,
                 },
-                registered_model=params.registered_model,
             )
             self.extra["mlflow_run_id"] = self.tracker.run_id
         try:
@@ -586,10 +592,7 @@ class Trainer:
         final |= {"best_val_accuracy": result.val["accuracy"], "best_epoch": result.best_epoch}
         final |= {"training_time_s": result.training_time_s, "images_per_s": result.images_per_s}
         self.tracker.log_metrics(final)
-        example = normalise(self.data["val"].images[:2].cpu(), self.preprocessing).numpy()
-        result.model_version = self.tracker.log_model(best.model, example)
         self.extra |= {
-            "model_version": result.model_version,
             "training_time_s": result.training_time_s,
             "images_per_s": result.images_per_s,
         }
@@ -634,7 +637,6 @@ def write_metrics(result: TrainResult, path: Path) -> None:
         "gflops": round(result.gflops, 4),
         "refused_photos": len(result.refused),
         "mlflow_run_id": result.run_id,
-        "model_version": result.model_version,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -80,6 +80,8 @@ class TrainParams(BaseModel):
     # on a few hundred val photos accuracy moves in coarse, noisy steps, the loss smoothly.
     monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
     seed: int = 42
+    # Deterministic kernels and no cuDNN benchmarking on the GPU too (slower); always on CPU.
+    deterministic: bool = False
     device: Device = "auto"
     # bf16 autocast on CUDA (ignored on CPU and MPS).
     amp: bool = True
@@ -91,9 +93,8 @@ class TrainParams(BaseModel):
     last_checkpoint: Path = Path("models/last.pt")
     metrics_file: Path = Path("models/train_metrics.json")
     history_file: Path = Path("models/train_history.csv")
-    # MLflow: experiment and registered model names; tracking off skips MLflow entirely.
+    # MLflow experiment; tracking off skips MLflow entirely. `catdog export` registers models.
     tracking: bool = True
     experiment: str = "catdog"
-    registered_model: str | None = "catdog"
     # How many of the worst test mistakes the MLflow grid shows.
     mistakes_shown: int = Field(16, ge=0)

@@ -1,9 +1,10 @@
-"""MLflow tracking of a training run: params, per-epoch metrics, tags, pictures, the model.
+"""MLflow tracking of a training run: params, per-epoch metrics, tags and pictures.
 
-The embedded default is a SQLite store (`sqlite:///mlflow.db`) with artifacts in `./mlartifacts`,
-both in the working directory (`mlflow ui --backend-store-uri sqlite:///mlflow.db
---default-artifact-root ./mlartifacts` shows them); MLFLOW_TRACKING_URI points the same code
-at a tracking server instead. Only rank 0 of a distributed run tracks; the others get
+The model itself is logged and registered by `catdog export` (registry.register_export): what is
+registered is the ONNX file that is served, not the PyTorch weights. The embedded default is a
+SQLite store (`sqlite:///mlflow.db`) with artifacts in `mlartifacts/` beside the database file
+(`mlflow ui --backend-store-uri sqlite:///mlflow.db` shows them); MLFLOW_TRACKING_URI points the
+same code at a tracking server instead. Only rank 0 of a distributed run tracks; the others get
 `NoTracking`.
 """
 
@@ -15,16 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-import torch
-from torch import nn
-
-import catdog
 from catdog.errors import TrainingError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-DEFAULT_ARTIFACT_ROOT = Path("mlartifacts")
-MODEL_ARTIFACT = "model"
+ARTIFACT_FOLDER = "mlartifacts"
 
 
 class Tracker(Protocol):
@@ -37,8 +32,6 @@ class Tracker(Protocol):
     def log_metrics(self, metrics: Mapping[str, float]) -> None: ...
 
     def log_folder(self, folder: Path, artifact_path: str) -> None: ...
-
-    def log_model(self, model: nn.Module, example: np.ndarray) -> str | None: ...
 
     def end(self, *, failed: bool = False) -> None: ...
 
@@ -56,9 +49,6 @@ class NoTracking:
 
     def log_folder(self, folder: Path, artifact_path: str) -> None:
         return
-
-    def log_model(self, model: nn.Module, example: np.ndarray) -> str | None:
-        return None
 
     def end(self, *, failed: bool = False) -> None:
         return
@@ -92,8 +82,24 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def experiment_id(name: str, uri: str) -> str:
+    """The experiment's id, creating it. A SQLite store keeps its artifacts in `mlartifacts/`
+    beside the database file, wherever the command runs (a DVC experiment runs elsewhere)."""
+    from mlflow import MlflowClient  # noqa: PLC0415 - MLflow is slow to import
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    location = None
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///"))
+        location = (database.resolve().parent / ARTIFACT_FOLDER).as_uri()
+    return str(client.create_experiment(name, artifact_location=location))
+
+
 class MlflowTracking:
-    """One MLflow run, started on creation; registers the model under `registered_model`."""
+    """One MLflow run, started on creation."""
 
     def __init__(
         self,
@@ -101,19 +107,16 @@ class MlflowTracking:
         experiment: str,
         params: Mapping[str, Any],
         tags: Mapping[str, str | None],
-        registered_model: str | None,
     ) -> None:
         import mlflow  # noqa: PLC0415 - MLflow is slow to import
         from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
         self._mlflow = mlflow
-        self.registered_model = registered_model
         uri = tracking_uri()
         mlflow.set_tracking_uri(uri)
         try:
-            experiment_id = self._experiment_id(experiment, uri)
             run = mlflow.start_run(
-                experiment_id=experiment_id,
+                experiment_id=experiment_id(experiment, uri),
                 tags={k: v for k, v in tags.items() if v is not None},
             )
             mlflow.log_params(flatten(params))
@@ -125,17 +128,6 @@ class MlflowTracking:
             ) from exc
         self.run_id: str | None = run.info.run_id
 
-    def _experiment_id(self, name: str, uri: str) -> str:
-        """The experiment's id, creating it; a local store keeps artifacts in ./mlartifacts."""
-        client = self._mlflow.MlflowClient()
-        experiment = client.get_experiment_by_name(name)
-        if experiment is not None:
-            return str(experiment.experiment_id)
-        location = None
-        if uri == DEFAULT_TRACKING_URI:
-            location = DEFAULT_ARTIFACT_ROOT.resolve().as_uri()
-        return str(client.create_experiment(name, artifact_location=location))
-
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         self._mlflow.log_metrics(dict(metrics), step=epoch)
 
@@ -144,33 +136,6 @@ class MlflowTracking:
 
     def log_folder(self, folder: Path, artifact_path: str) -> None:
         self._mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
-
-    def log_model(self, model: nn.Module, example: np.ndarray) -> str | None:
-        """Log a model that outputs probabilities (cat, dog) and reloads for any batch size.
-
-        The pickle format, not MLflow's default `pt2`: an exported program fixes the batch size
-        to the input example's. Requirements are given, not inferred (inference imports the
-        model in a subprocess and takes minutes on a small CPU).
-        """
-        from mlflow.models import infer_signature  # noqa: PLC0415
-
-        probabilities = nn.Sequential(model, nn.Softmax(dim=1)).eval().cpu()
-        with torch.no_grad():
-            output = probabilities(torch.from_numpy(example)).numpy()
-        info = self._mlflow.pytorch.log_model(
-            probabilities,
-            name=MODEL_ARTIFACT,
-            serialization_format="pickle",
-            signature=infer_signature(example, output),
-            input_example=example,
-            registered_model_name=self.registered_model,
-            pip_requirements=[
-                f"torch=={torch.__version__.split('+')[0]}",
-                f"catdog=={catdog.__version__}",
-            ],
-        )
-        version = info.registered_model_version
-        return str(version) if version is not None else None
 
     def end(self, *, failed: bool = False) -> None:
         self._mlflow.end_run(status="FAILED" if failed else "FINISHED")
