@@ -25,11 +25,16 @@ install: $(VENV)/.installed
 # (`dvc exp run --temp`): download -> prepare -> train -> evaluate -> export (registers a version
 # in MLflow) -> promote. Results go to the DVC cache and an experiment ref (`dvc exp show`), the
 # model to the registry in ./mlflow.db; the work tree and the committed dvc.lock stay as they
-# were. Then serve the registry's champion and classify a few photos.
+# were. The held-back split's manifest and the drift baseline come out of the experiment with
+# `dvc get --rev`, for the monitoring loop. Then serve the registry's champion and classify a few
+# photos, then run the loop.
 demo: export MLFLOW_TRACKING_URI := sqlite:///$(CURDIR)/mlflow.db
 demo: install
-	dvc exp run --temp
+	dvc exp run --temp --name $(DEMO_EXP)
 	dvc exp show --no-pager --drop '.*' --keep 'Experiment|accuracy|promoted|version'
+	@mkdir -p $(DEMO_OUT)
+	dvc get . data/prepared/manifest.csv --rev $(DEMO_EXP) -o $(DEMO_OUT)/manifest.csv --force
+	dvc get . models/model.baseline.json --rev $(DEMO_EXP) -o $(DEMO_OUT)/model.baseline.json --force
 	$(MAKE) --no-print-directory demo-serve DEMO_MODEL=models:/catdog@champion
 
 # The end of the demo: serve the model the pipeline exported, classify a few sample photos over
@@ -39,6 +44,9 @@ DEMO_PORT ?= 8765
 DEMO_PHOTOS := samples/petimages/Cat/cat.1136.jpg samples/petimages/Cat/cat.3512.jpg \
 	samples/petimages/Dog/dog.1081.jpg samples/petimages/Dog/dog.1142.jpg
 DEMO_TOKEN ?= demo-token
+# The experiment's name, and where the files the monitoring loop needs are taken out of it.
+DEMO_EXP := demo-$(shell date -u +%Y%m%d-%H%M%S)
+DEMO_OUT := reports/demo
 DEMO_SIMULATED ?= 100
 demo-serve: install
 	@mkdir -p reports
@@ -60,10 +68,10 @@ demo-serve: install
 # exit code is shown, not fatal: 1 or 2 are answers, not failures).
 demo-monitor: install
 	CATDOG_API_TOKEN=$(DEMO_TOKEN) $(BIN)/catdog simulate --url http://127.0.0.1:$(DEMO_PORT) \
-		--data samples/petimages --manifest data/prepared/manifest.csv --split test \
+		--data samples/petimages --manifest $(DEMO_OUT)/manifest.csv --split test \
 		--n $(DEMO_SIMULATED) --concurrency 4 --feedback --out reports/simulate
-	$(BIN)/catdog monitor report --out reports/monitor
-	@status=0; $(BIN)/catdog monitor check || status=$$?; \
+	$(BIN)/catdog monitor report --baseline $(DEMO_OUT)/model.baseline.json --out reports/monitor
+	@status=0; $(BIN)/catdog monitor check --baseline $(DEMO_OUT)/model.baseline.json || status=$$?; \
 	echo "catdog monitor check exited $$status (0 healthy, 1 retrain, 2 too little data)"; \
 	echo "monitoring report: reports/monitor/report.html"
 

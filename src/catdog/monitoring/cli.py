@@ -30,6 +30,14 @@ UntilOption = Annotated[
 VersionOption = Annotated[
     str | None, typer.Option("--model-version", help="Only this model version.")
 ]
+BaselineOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="The drift baseline saved beside the served model (model.baseline.json). "
+        "Default: `monitor.baseline`.",
+        show_default=False,
+    ),
+]
 DatabaseOption = Annotated[
     str | None,
     typer.Option(
@@ -125,10 +133,12 @@ def simulate(
 
 def _load(
     params_path: Path,
+    *,
     database_url: str | None,
     since: datetime | None,
     until: datetime | None,
     model_version: str | None,
+    baseline_path: Path | None,
 ) -> tuple[Any, ...]:
     from catdog.monitoring.baseline import load_baseline  # noqa: PLC0415
     from catdog.monitoring.params import MonitorParams  # noqa: PLC0415
@@ -147,7 +157,10 @@ def _load(
         rows = store.predictions(since=start, until=end, model_version=model_version)
     finally:
         store.close()
-    baseline = load_baseline(params.baseline) if params.baseline.exists() else None
+    baseline_path = baseline_path or params.baseline
+    baseline = load_baseline(baseline_path) if baseline_path.exists() else None
+    if baseline is None:
+        typer.echo(f"no drift baseline at {baseline_path}: drift is not judged", err=True)
     report = build_report(rows, baseline, params, since=start, until=end, store=store.describe())
     return report, rows, baseline
 
@@ -162,14 +175,22 @@ def report(
         "reports/monitor"
     ),
     database_url: DatabaseOption = None,
+    baseline: BaselineOption = None,
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Live accuracy, feedback coverage and drift per model version, as JSON and an HTML page."""
     from catdog.monitoring.report import write_report  # noqa: PLC0415
     from catdog.terminal import console  # noqa: PLC0415
 
-    built, rows, baseline = _load(params, database_url, since, until, model_version)
-    page = write_report(built, rows, baseline, out)
+    built, rows, loaded = _load(
+        params,
+        database_url=database_url,
+        since=since,
+        until=until,
+        model_version=model_version,
+        baseline_path=baseline,
+    )
+    page = write_report(built, rows, loaded, out)
     for version, figures in built["versions"].items():
         accuracy = figures["metrics"]["accuracy"] if figures["metrics"] else None
         console.print(
@@ -188,10 +209,18 @@ def check(
     until: UntilOption = None,
     model_version: VersionOption = None,
     database_url: DatabaseOption = None,
+    baseline: BaselineOption = None,
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Exit 0 when healthy, 1 when live accuracy or drift is past its threshold (retrain),
     2 when there is too little data to judge; the reason in one line."""
-    built, _, _ = _load(params, database_url, since, until, model_version)
+    built, _, _ = _load(
+        params,
+        database_url=database_url,
+        since=since,
+        until=until,
+        model_version=model_version,
+        baseline_path=baseline,
+    )
     typer.echo(built["check"]["reason"])
     raise typer.Exit(built["check"]["exit_code"])

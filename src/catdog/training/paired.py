@@ -74,7 +74,7 @@ def _binomial_tail(successes: int, trials: int) -> float:
     """P(X >= successes) for X ~ Binomial(trials, 1/2): McNemar's exact test, one-sided."""
     if trials == 0:
         return 1.0
-    from scipy.stats import binomtest  # type: ignore[import-untyped]  # noqa: PLC0415
+    from scipy.stats import binomtest  # noqa: PLC0415
 
     return float(binomtest(successes, trials, 0.5, alternative="greater").pvalue)
 
