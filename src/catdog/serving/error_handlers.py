@@ -30,7 +30,11 @@ def error_response(
 ) -> JSONResponse:
     """The JSON answer for a refused request; counts the refusal by reason."""
     metrics.refusals.labels(reason=exc.reason).inc()
-    headers = {"Retry-After": str(retry_after_s)} if exc.http_status == 503 else None
+    headers = None
+    if exc.http_status == 503:
+        headers = {"Retry-After": str(retry_after_s)}
+    elif exc.http_status == 401:  # RFC 9110: a 401 names the scheme it wants
+        headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(
         {"error": exc.reason, "detail": exc.detail}, status_code=exc.http_status, headers=headers
     )
