@@ -240,6 +240,9 @@ class MicroBatcher:
         try:
             return await job.future
         finally:
+            # The future holds the error raised here, whose traceback holds this frame: drop
+            # the job, or the cycle keeps the upload's bytes until a full garbage collection.
+            del job
             self._unanswered -= 1
             self._holding[model.key] -= 1
             if not self._holding[model.key]:
@@ -269,6 +272,7 @@ class MicroBatcher:
             outcomes = self._process(runner, jobs)
             if outcomes and self._loop is not None:
                 self._loop.call_soon_threadsafe(_deliver, outcomes)
+            del jobs, outcomes  # not kept (with their uploads) while waiting for the next
 
     def _gather(self) -> list[_Job] | None:
         """Wait for one job, then gather more until the batch is full or the wait is over.

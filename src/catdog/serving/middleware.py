@@ -22,6 +22,7 @@ from catdog.errors import CatdogError, ServiceError, image_error
 from catdog.serving.batching import Admission, overloaded
 from catdog.serving.error_handlers import error_response
 from catdog.serving.metrics import ServiceMetrics
+from catdog.serving.runner import TRIM_AFTER_BYTES, release_free_memory
 
 log = structlog.get_logger("catdog.serving")
 
@@ -190,6 +191,8 @@ class UploadGuardMiddleware:
             await self._refuse(exc, scope, receive, send)
         finally:
             self.budget.give_back(reserved)
+            if reserved > TRIM_AFTER_BYTES:  # glibc keeps a large body's freed pages
+                await asyncio.to_thread(release_free_memory)
 
     async def _read(
         self, receive: Receive, limit: int, reserved: int
