@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from serving_support import RED, serving, solid, write_tiny_model
+from serving_support import RED, serving, serving_service, solid, write_tiny_model
 
 from catdog.serving.settings import Settings
 
@@ -238,20 +238,26 @@ async def test_reload_by_registry_alias(
             "catdog-serving-test", source=run.info.artifact_uri, run_id=run.info.run_id
         )
         client.set_registered_model_alias("catdog-serving-test", "champion", version.version)
-        async with serving(
-            Settings(model=str(tiny_model), api_token=TOKEN, model_root=tiny_model.parents[1])
-        ) as client_http:
-            reload = await client_http.post(
-                "/admin/reload",
-                json={"model": "models:/catdog-serving-test@champion"},
-                headers=AUTH,
-            )
+        settings = Settings(model=str(tiny_model), api_token=TOKEN, model_root=tmp_path)
+        async with serving_service(settings) as (client_http, service):
+            champion = {"model": "models:/catdog-serving-test@champion"}
+            reload = await client_http.post("/admin/reload", json=champion, headers=AUTH)
+            again = await client_http.post("/admin/reload", json=champion, headers=AUTH)
             unknown = await client_http.post(
                 "/admin/reload", json={"model": "models:/catdog-serving-test@nobody"}, headers=AUTH
             )
             served = (await client_http.get("/model")).json()["version"]
+            cache = service.models.cache
+            for _ in range(100):  # the first download goes once its model left the runners
+                if len(list(cache.iterdir())) == 1:
+                    break
+                await asyncio.sleep(0.05)
+            downloads = list(cache.iterdir())
     finally:
         mlflow.set_tracking_uri(None)
+    assert again.status_code == 200
+    assert len(downloads) == 1, "one cache, holding only the model served"
+    assert not cache.exists(), "the cache is removed when the service stops"
     assert reload.status_code == 200, reload.text
     assert reload.json()["model_version"] == "tiny-2"
     assert served == "tiny-2"

@@ -232,3 +232,41 @@ def test_serve_refuses_a_missing_model_at_once(tmp_path: Path) -> None:
     result = catdog_cli("serve", "--model", str(tmp_path / "none.onnx"))
     assert result.returncode == 6
     assert "model not found" in result.stderr
+
+
+def test_workers_converge_on_one_model_when_a_follower_first_fails_to_load(
+    tmp_path: Path, tiny_model: Path, tiny_model_v2: Path
+) -> None:
+    env = {"CATDOG_API_TOKEN": TOKEN}
+    hidden = tiny_model_v2.with_name("hidden.onnx")
+    with run_server(tmp_path, "--model", str(tiny_model), "--workers", "2", env=env) as server:
+        # Both workers up on tiny-1 before the reload.
+        fresh = {"Connection": "close"}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = httpx.get(f"{server.url}/metrics", headers=fresh).text
+            if len(re.findall(r"catdog_model_info\{[^}]*\} 1\.0", text)) == 2:
+                break
+            time.sleep(0.1)
+        reload = httpx.post(
+            f"{server.url}/admin/reload", json={"model": str(tiny_model_v2)}, headers=AUTH
+        )
+        tiny_model_v2.rename(hidden)  # the other worker cannot read it at first
+        time.sleep(2.5)
+        hidden.rename(tiny_model_v2)
+        deadline = time.monotonic() + 15
+        while True:
+            text = httpx.get(f"{server.url}/metrics", headers=fresh).text
+            live = re.findall(r'catdog_model_info\{[^}]*version="([^"]+)"\} 1\.0', text)
+            if live == ["tiny-2", "tiny-2"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        seen = {httpx.get(f"{server.url}/ready", headers=fresh).json()["model_version"]}
+        seen |= {
+            httpx.get(f"{server.url}/ready", headers=fresh).json()["model_version"]
+            for _ in range(10)
+        }
+    assert reload.status_code == 200, reload.text
+    assert '"event": "model_follow_failed"' in server.output(), "the follower failed first"
+    assert live == ["tiny-2", "tiny-2"], text
+    assert seen == {"tiny-2"}

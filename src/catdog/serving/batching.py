@@ -18,7 +18,7 @@ import hashlib
 import queue
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from time import monotonic, sleep
 from typing import NamedTuple
@@ -148,6 +148,7 @@ class MicroBatcher:
         self._unanswered = 0  # their total (written on the loop, read by the runner threads)
         self._retired: set[str] = set()  # replaced models, dropped once nothing holds them
         self._drops: set[asyncio.Task[None]] = set()
+        self._on_dropped: dict[str, Callable[[str], None]] = {}
         self._carry: list[_Job] = []  # a job to run alone, taken by the next gather
         self._stopping = False
 
@@ -221,9 +222,12 @@ class MicroBatcher:
             await self._drop(model.key)
             raise
 
-    def retire(self, model: ServedModel) -> None:
-        """`model` is no longer served: drop it from the runners once its last job is done."""
+    def retire(self, model: ServedModel, on_dropped: Callable[[str], None] | None = None) -> None:
+        """`model` is no longer served: drop it from the runners once its last job is done,
+        then call `on_dropped` with its key."""
         self._retired.add(model.key)
+        if on_dropped is not None:
+            self._on_dropped[model.key] = on_dropped
         if not self._holding[model.key]:
             self._schedule_drop(model.key)
 
@@ -260,6 +264,9 @@ class MicroBatcher:
         for runner in self.runners:
             with contextlib.suppress(CatdogError):  # a runner that died forgot it anyway
                 await asyncio.to_thread(runner.drop, key)
+        dropped = self._on_dropped.pop(key, None)
+        if dropped is not None:
+            dropped(key)
 
     def _work(self, runner: RunnerProcess) -> None:
         while True:

@@ -83,6 +83,7 @@ class InferenceService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.batcher.stop()
+        self.models.close()
 
     async def classify(self, data: bytes) -> Answer:
         """Classify one upload, or raise a CatdogError (refused image, 503 overload/timeout)."""
