@@ -62,7 +62,12 @@ async def test_reload_reads_only_registry_uris_and_paths_under_the_model_root(
     async with serving(settings) as client:
         answers = {
             target: await client.post("/admin/reload", json={"model": target}, headers=AUTH)
-            for target in ("/etc/passwd", "/nowhere/model.onnx", str(root / ".." / "tiny-1"))
+            for target in (
+                "/etc/passwd",
+                "/nowhere/model.onnx",
+                str(root / ".." / "tiny-1"),
+                "model\x00.onnx",  # found by schemathesis: a 500 once
+            )
         }
         still = await client.post("/predict", files={"file": ("red.jpg", solid(RED))})
     for target, response in answers.items():

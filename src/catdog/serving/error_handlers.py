@@ -68,11 +68,13 @@ def install_error_handlers(app: FastAPI, *, metrics: ServiceMetrics, retry_after
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        reason = _HTTP_REASONS.get(exc.status_code, "http_error")
+        status = exc.status_code
+        reason = _HTTP_REASONS.get(status, "http_error")
+        if status == 400:  # a body FastAPI cannot even decode: invalid, like any other
+            status, reason = 422, "invalid_request"
+        request.state.log["error"] = reason
         return JSONResponse(
-            {"error": reason, "detail": str(exc.detail)},
-            status_code=exc.status_code,
-            headers=exc.headers,
+            {"error": reason, "detail": str(exc.detail)}, status_code=status, headers=exc.headers
         )
 
     @app.exception_handler(Exception)

@@ -31,7 +31,11 @@ def check_allowed(spec: str | None, root: Path) -> None:
     it: a reload must not load, or say whether there is, any file the process can read."""
     if spec is None or spec.startswith(REGISTRY_SCHEMES):
         return
-    if not Path(spec).resolve().is_relative_to(root.resolve()):
+    try:
+        inside = Path(spec).resolve().is_relative_to(root.resolve())
+    except (OSError, ValueError):  # a NUL byte, a loop of links: not a path to load anyway
+        inside = False
+    if not inside:
         raise RequestRefusedError(
             f"{spec} is not under CATDOG_MODEL_ROOT; give a models:/ or runs:/ URI, or a path "
             "under it",

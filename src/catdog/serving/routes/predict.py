@@ -23,7 +23,9 @@ from catdog.serving.uploads import Upload, files_in, multipart_schema
 
 router = APIRouter(tags=["predict"])
 
+_BODY_TIMEOUT = {"model": ErrorOut, "description": "The body did not arrive in time."}
 _REFUSALS: dict[int | str, dict[str, Any]] = {
+    408: _BODY_TIMEOUT,
     413: {"model": ErrorOut, "description": "Too many bytes, pixels or files."},
     415: {"model": ErrorOut, "description": "Not a photo format (SVG, PDF, HTML)."},
     422: {"model": ErrorOut, "description": "Missing field, not an image, truncated, undecodable."},
@@ -31,6 +33,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 # A batch answers each file's own refusal inside its 200; only the request's refusals remain.
 _BATCH_REFUSALS: dict[int | str, dict[str, Any]] = {
+    408: _BODY_TIMEOUT,
     413: {"model": ErrorOut, "description": "Too many bytes or files."},
     422: {"model": ErrorOut, "description": "Missing field, or not a multipart body."},
     503: {
