@@ -69,7 +69,11 @@ def files_in(
     files: list[Upload] = []
     for part in _parts(chunks, boundary, max_parts=max_files + MAX_OTHER_PARTS):
         _, disposition = parse_options_header(part.headers.get(b"content-disposition"))
-        if disposition.get(b"name", b"").decode("latin-1") != name:
+        if b"name" not in disposition:  # as Starlette: a part must say which field it is
+            raise RequestRefusedError(
+                "a multipart part has no Content-Disposition name", reason="invalid_request"
+            )
+        if disposition[b"name"].decode("latin-1") != name:
             continue
         filename = disposition.get(b"filename")
         if filename is None:
@@ -78,7 +82,7 @@ def files_in(
                 reason="invalid_request",
             )
         # One chunk (the usual case) is joined without a copy; the pieces go once joined.
-        files.append(Upload(filename.decode("utf-8", "replace"), b"".join(part.chunks)))
+        files.append(Upload(_decoded(filename), b"".join(part.chunks)))
         part.chunks.clear()
     if not files:
         raise RequestRefusedError(f"{name}: Field required", reason="missing_field")
@@ -89,6 +93,14 @@ def files_in(
             http_status=413,
         )
     return files
+
+
+def _decoded(filename: bytes) -> str:
+    """A filename as Starlette decodes it: UTF-8, or Latin-1 when it is not UTF-8."""
+    try:
+        return filename.decode("utf-8")
+    except UnicodeDecodeError:
+        return filename.decode("latin-1")
 
 
 def _parts(chunks: list[bytes], boundary: bytes, *, max_parts: int) -> list[_Part]:
