@@ -1,92 +1,32 @@
-"""Differential fuzzing of the upload glue (catdog.serving.uploads) against Starlette's own form
-parser, with atheris (coverage-guided, libFuzzer's engine).
-
-Each input is a multipart body (boundary `catdog`). Both parsers read it; the service's parser
-must either return exactly the files Starlette finds in field `file`, in order, byte for byte,
-or refuse with a RequestRefusedError. It refuses more than Starlette, on purpose, and only in the
-cases `expected_refusal` names: a body that ends before its closing boundary (Starlette keeps
-the part read so far: a photo cut in half), a plain value where a file belongs, too many
-parts. Any other exception, or different files, is a crash.
+"""Differential fuzzing of the upload glue against Starlette's form parser with atheris
+(coverage-guided, libFuzzer's engine); the check itself is upload_differential.check_one.
 
     .venv/bin/python tests/serving/fuzz_uploads.py -max_total_time=600 CORPUS_COPY_DIR
 
 runs the longer campaign (README, Reliability); `make test` runs a bounded one
-(test_upload_fuzzing.py). Crashers go to tests/serving/fuzz_corpus/crashers/ and stay as
-regression inputs.
+(test_upload_fuzzing.py). A disagreement is written as crash-<sha1> (libFuzzer's
+-artifact_prefix says where); keep it under tests/serving/fuzz_corpus/crashers/ as a
+regression input once fixed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import AsyncGenerator
 
 import atheris
 
+# Instrumented for coverage: the two parsers and python-multipart under them.
 with atheris.instrument_imports():
-    import python_multipart  # noqa: F401 - instrumented for coverage
-    from starlette.datastructures import Headers, UploadFile
-    from starlette.formparsers import MultiPartException, MultiPartParser
+    import python_multipart  # noqa: F401
+    import starlette.formparsers  # noqa: F401
 
-    from catdog.errors import RequestRefusedError
-    from catdog.serving.uploads import files_in
+    import catdog.serving.uploads  # noqa: F401
 
-CONTENT_TYPE = "multipart/form-data; boundary=catdog"
-FIELD = "file"
-MAX_FILES = 4
-# The service's own refusals that Starlette does not make (see the module's docstring).
-STRICTER = {"the multipart body ends before", "a plain form value", "more than", "Field required"}
-
-
-def starlette_files(body: bytes) -> list[tuple[str | None, bytes]] | None:
-    """The files Starlette's parser finds in FIELD, or None if it refuses the body."""
-
-    async def stream() -> AsyncGenerator[bytes, None]:
-        yield body
-
-    async def parse() -> list[tuple[str | None, bytes]] | None:
-        headers = Headers({"content-type": CONTENT_TYPE})
-        try:
-            form = await MultiPartParser(headers, stream(), max_part_size=len(body) + 1).parse()
-        except MultiPartException:
-            return None
-        found = []
-        for value in form.getlist(FIELD):
-            if isinstance(value, UploadFile):
-                found.append((value.filename, await value.read()))
-                await value.close()
-            else:
-                found.append((None, value.encode("utf-8", "surrogateescape")))
-        return found
-
-    return asyncio.run(parse())
-
-
-def expected_refusal(detail: str) -> bool:
-    """True for the refusals the service makes on purpose where Starlette reads on."""
-    return any(detail.startswith(prefix) or prefix in detail for prefix in STRICTER)
-
-
-def check_one(body: bytes) -> None:
-    """Raise AssertionError if the two parsers disagree on `body` in a way not intended."""
-    theirs = starlette_files(body)
-    try:
-        ours = files_in(body, CONTENT_TYPE, FIELD, max_files=MAX_FILES, limit_hint="fuzz")
-    except RequestRefusedError as refusal:
-        if theirs is None or expected_refusal(refusal.detail):
-            return
-        if refusal.reason == "too_many_files" and len(theirs) > MAX_FILES:
-            return
-        raise AssertionError(
-            f"refused ({refusal.reason}: {refusal.detail}); Starlette read {theirs!r}"
-        ) from None
-    assert theirs is not None, f"Starlette refused what the service read: {ours!r}"
-    got = [(upload.filename, upload.data) for upload in ours]
-    assert got == theirs, (got, theirs)
+from upload_differential import check_one
 
 
 def test_one_input(data: bytes) -> None:
-    """atheris' entry point."""
+    """atheris' entry point: one body through both parsers."""
     check_one(data)
 
 

@@ -1,4 +1,5 @@
-"""The upload glue against Starlette's form parser (fuzz_uploads.py): the corpus and every
+"""The upload glue against Starlette's form parser (upload_differential.py, fuzzed by
+fuzz_uploads.py): the corpus and every
 crasher found so far as regression inputs, a bounded atheris run, and parsing time that grows
 linearly with the body, for the inputs that make multipart parsers backtrack."""
 
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fuzz_uploads import CONTENT_TYPE, check_one
+from upload_differential import CONTENT_TYPE, check_one
 
 from catdog.errors import RequestRefusedError
 from catdog.serving.uploads import files_in
