@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,24 @@ async def test_every_log_line_of_a_request_carries_its_request_id(
     assert [line["event"] for line in mine] == ["request"]
     outside = [line for line in lines if line["event"] == "outside any request"]
     assert outside and "request_id" not in outside[0], "the id is unbound after the request"
+
+
+async def test_a_chunked_body_refused_mid_stream_gives_its_bytes_back(tiny_model: Path) -> None:
+    settings = Settings(model=str(tiny_model), max_upload_mb=0.05, body_budget_mb=0.06)
+
+    async def chunked() -> AsyncIterator[bytes]:
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n\r\n'
+        for _ in range(10):
+            yield bytes(10_000)
+
+    async with serving_service(settings) as (client, _):
+        refused = await client.post(
+            "/predict",
+            content=chunked(),
+            headers={"Content-Type": "multipart/form-data; boundary=b"},
+        )
+        text = (await client.get("/metrics")).text
+        fine = await client.post("/predict", files={"file": ("r.jpg", solid(RED))})
+    assert refused.status_code == 413, refused.text
+    assert metric(text, "catdog_body_bytes_in_flight") == 0, "no reserved byte is leaked"
+    assert fine.status_code == 200

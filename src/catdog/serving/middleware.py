@@ -167,16 +167,16 @@ class UploadGuardMiddleware:
             await self._refuse(refusal, scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length", "")
-        reserved = 0
+        reserved = [0]  # bytes taken from the budget so far, given back whatever happens
         try:
             if declared.isdigit():
                 if int(declared) > limit:
                     raise _too_big(int(declared), limit)
                 self.budget.take(int(declared))
-                reserved = int(declared)
+                reserved[0] = int(declared)
             try:
                 async with asyncio.timeout(self.body_timeout_s):
-                    chunks, reserved = await self._read(receive, limit, reserved)
+                    chunks = await self._read(receive, limit, reserved)
             except TimeoutError:
                 raise ServiceError(
                     f"the request body did not arrive within {self.body_timeout_s:g} s "
@@ -190,33 +190,31 @@ class UploadGuardMiddleware:
         except CatdogError as exc:
             await self._refuse(exc, scope, receive, send)
         finally:
-            self.budget.give_back(reserved)
-            if reserved > TRIM_AFTER_BYTES:  # glibc keeps a large body's freed pages
+            self.budget.give_back(reserved[0])
+            if reserved[0] > TRIM_AFTER_BYTES:  # glibc keeps a large body's freed pages
                 await asyncio.to_thread(release_free_memory)
 
-    async def _read(
-        self, receive: Receive, limit: int, reserved: int
-    ) -> tuple[list[bytes] | None, int]:
-        """The body's chunks (None if the client disconnected) and the bytes now reserved:
-        past what was declared, each chunk is reserved as it arrives."""
+    async def _read(self, receive: Receive, limit: int, reserved: list[int]) -> list[bytes] | None:
+        """The body's chunks, or None if the client disconnected. Past what was declared, each
+        chunk is reserved as it arrives (`reserved[0]` says how much is held)."""
         chunks: list[bytes] = []
         size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return None, reserved
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 raise _too_big(size, limit)
-            if size > reserved:
-                self.budget.take(size - reserved)
-                reserved = size
+            if size > reserved[0]:
+                self.budget.take(size - reserved[0])
+                reserved[0] = size
             if chunk:
                 chunks.append(chunk)
             more = message.get("more_body", False)
-        return chunks, reserved
+        return chunks
 
     async def _refuse(self, exc: CatdogError, scope: Scope, receive: Receive, send: Send) -> None:
         scope.setdefault("state", {}).setdefault("log", {})["error"] = exc.reason
