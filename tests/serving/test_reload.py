@@ -53,6 +53,18 @@ async def test_a_non_ascii_token_is_refused_not_a_500(tiny_model: Path) -> None:
     assert response.json()["error"] == "bad_token"
 
 
+async def test_a_non_ascii_token_that_is_right_is_accepted(tiny_model: Path) -> None:
+    token = "chât-noir-ü"
+    settings = Settings(model=str(tiny_model), api_token=token, model_root=tiny_model.parents[1])
+    async with serving(settings) as client:
+        response = await client.post(
+            "/admin/reload",
+            json={"model": str(tiny_model)},
+            headers={"Authorization": f"Bearer {token}".encode()},
+        )
+    assert response.status_code == 200, response.text
+
+
 async def test_reload_reads_only_registry_uris_and_paths_under_the_model_root(
     tiny_model: Path, tmp_path: Path
 ) -> None:
