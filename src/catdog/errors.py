@@ -49,7 +49,6 @@ IMAGE_REASONS: dict[str, int] = {
     "undecodable": 422,
     "too_many_pixels": 413,
     "too_many_bytes": 413,
-    "crashes_decoder": 422,
 }
 
 

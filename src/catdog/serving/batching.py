@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import structlog
 
-from catdog.errors import CatdogError, ServiceUnavailableError, image_error
+from catdog.errors import CatdogError, ImageError, ServiceUnavailableError
 from catdog.predictor import ServedModel
 from catdog.preprocess import DEFAULT_MAX_PIXELS
 from catdog.serving.metrics import ServiceMetrics
@@ -107,9 +107,11 @@ def poison(job: _Job) -> CatdogError:
     """The 422 of a photo that stopped a runner twice: never tried a third time."""
     digest = hashlib.sha256(job.data).hexdigest()
     log.error("poison_photo", sha256=digest, bytes=len(job.data), request_id=job.request_id)
-    return image_error(
-        "crashes_decoder",
+    # A reason of the service's own (the data stage never runs a decoder it can lose).
+    return ImageError(
         f"decoding this photo stopped a runner twice (sha256 {digest}); it is not retried",
+        reason="crashes_decoder",
+        http_status=422,
     )
 
 
