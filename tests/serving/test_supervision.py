@@ -167,3 +167,17 @@ async def test_shutdown_does_not_wait_on_a_hung_runner(tiny_model: Path) -> None
     assert time.monotonic() - started < 5.0
     with pytest.raises(ProcessLookupError):  # killed and reaped, not left stopped
         os.kill(hung, 0)
+
+
+async def test_ready_is_503_while_no_runner_is_up(tiny_model: Path) -> None:
+    async with serving_service(Settings(model=str(tiny_model), runners=1)) as (client, service):
+        before = await client.get("/ready")
+        runner = service.batcher.runners[0]
+        runner.close()  # down, and nobody restarts it: what every runner failing to start is
+        down = await client.get("/ready")
+        health = await client.get("/health")
+    assert before.status_code == 200
+    assert down.status_code == 503
+    assert down.json()["error"] == "runners_down"
+    assert down.headers["retry-after"] == "1"
+    assert health.status_code == 200, "liveness stays: restarting the process would not help"
