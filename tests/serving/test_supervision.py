@@ -180,4 +180,4 @@ async def test_ready_is_503_while_no_runner_is_up(tiny_model: Path) -> None:
     assert down.status_code == 503
     assert down.json()["error"] == "runners_down"
     assert down.headers["retry-after"] == "1"
-    assert health.status_code == 200, "liveness stays: restarting the process would not help"
+    assert health.status_code == 200, "liveness is the process answering, not its runners"
