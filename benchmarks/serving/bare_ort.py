@@ -1,16 +1,19 @@
-"""Bare ONNX Runtime in one process: the ceiling the service is measured against.
+"""Bare ONNX Runtime: the ceiling the service is measured against.
 
 Same photos, same decode (`catdog.preprocess`, through `OnnxClassifier` exactly as the service
-calls it), same session options, no HTTP, no queue. `decode` mode includes the decode of every
-photo (the 85% overhead goal compares with this); `run` mode times the session alone on ready
-arrays, which is where batching pays or not.
+calls it), no HTTP. `layout` mode is the ceiling for the overhead goal: the service's own
+runner layout (its runner processes, threads and spinning from the same Settings, fed by its
+MicroBatcher at concurrency 8) without HTTP, so service / ceiling measures what HTTP, admission
+and the event loop cost. `decode` mode decodes and runs in this one process (default threads);
+`run` mode times the session alone on ready arrays, which is where batching pays or not.
 
-Run: `python -m benchmarks.serving.bare_ort --model models/model.onnx --batches 1,4,8,16`
+Run: `python -m benchmarks.serving.bare_ort --model models/model.onnx --modes layout,decode`
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import time
 from collections.abc import Sequence
@@ -22,9 +25,15 @@ import numpy as np
 from benchmarks.serving.photos import Photo, add_photo_arguments, photos_from_args
 from benchmarks.serving.results import print_table, result_path, write_json
 from catdog.model_store import resolve_model
-from catdog.predictor import OnnxClassifier
+from catdog.predictor import OnnxClassifier, ServedModel
+from catdog.serving.batching import MicroBatcher
+from catdog.serving.metrics import ServiceMetrics
+from catdog.serving.runner import runner_processes
+from catdog.serving.settings import Settings
 
 WARMUP_RUNS = 3
+# The callers of the layout ceiling: the concurrency of the service's headline run.
+LAYOUT_CONCURRENCY = 8
 
 
 def decode_and_run(
@@ -82,6 +91,59 @@ def run_only(
     }
 
 
+def service_layout(
+    model_path: Path, photos: Sequence[Photo], *, max_seconds: float, max_images: int
+) -> dict[str, Any]:
+    """Images/s of the service's runner layout without HTTP: `catdog serve`'s default Settings
+    (runners, ONNX Runtime threads, spinning, batching), photos submitted by 8 callers."""
+    settings = Settings()
+    threads, count = settings.threads_per_worker()
+    batcher = MicroBatcher(
+        max_batch=settings.max_batch,
+        max_wait_s=settings.max_wait_ms / 1000,
+        metrics=ServiceMetrics(),
+        runners=runner_processes(count, call_timeout_s=settings.runner_deadline_s),
+        ort_threads=threads,
+        ort_spinning=settings.ort_spinning,
+        max_pixels=settings.max_pixels,
+    )
+    model = ServedModel.read(model_path, "bench")
+
+    async def drive() -> tuple[int, float]:
+        batcher.start()
+        try:
+            await batcher.load(model, serving=False)
+            for photo in photos[: LAYOUT_CONCURRENCY * WARMUP_RUNS]:
+                await batcher.submit(model, photo.data)
+            done = 0
+            start = time.perf_counter()
+
+            async def caller(offset: int) -> None:
+                nonlocal done
+                i = offset
+                while done < max_images and time.perf_counter() - start < max_seconds:
+                    await batcher.submit(model, photos[i % len(photos)].data)
+                    done += 1
+                    i += LAYOUT_CONCURRENCY
+
+            await asyncio.gather(*(caller(i) for i in range(LAYOUT_CONCURRENCY)))
+            return done, time.perf_counter() - start
+        finally:
+            await batcher.stop()
+
+    images, elapsed = asyncio.run(drive())
+    return {
+        "mode": "layout",
+        "batch": settings.max_batch,
+        "runners": count,
+        "ort_threads": threads,
+        "concurrency": LAYOUT_CONCURRENCY,
+        "images": images,
+        "elapsed_s": elapsed,
+        "images_per_s": images / elapsed,
+    }
+
+
 def measure(
     model_path: Path,
     photos: Sequence[Photo],
@@ -96,7 +158,10 @@ def measure(
     classifier = OnnxClassifier(model_path, threads=threads)
     runners = {"decode": decode_and_run, "run": run_only}
     rows = []
-    for mode in modes:
+    if "layout" in modes:
+        row = service_layout(model_path, photos, max_seconds=max_seconds, max_images=max_images)
+        rows.append({"model": str(model_path), "version": classifier.version, **row})
+    for mode in (m for m in modes if m != "layout"):
         for batch in batches:
             row = runners[mode](
                 classifier, photos, batch=batch, max_seconds=max_seconds, max_images=max_images
@@ -121,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--model", default=None, help="ONNX path or URI (default: reference)")
     parser.add_argument("--batches", default="1,8", help="comma-separated batch sizes")
-    parser.add_argument("--modes", default="decode,run", help="decode and/or run")
+    parser.add_argument("--modes", default="layout,decode,run", help="layout, decode, run")
     parser.add_argument("--seconds", type=float, default=10.0, help="time limit per measurement")
     parser.add_argument("--max-images", type=int, default=5000, help="image limit per measurement")
     parser.add_argument("--threads", type=int, default=None, help="ORT intra-op threads")

@@ -5,7 +5,9 @@ fixed clock at `factor` x that rate (open loop) for `--seconds`, while the serve
 every second. Goals: no crash (alive and /ready after), the excess answered 503 within 50 ms
 (p99), no request left without an answer, memory flat: RSS does not grow over the second half of
 the overload (a full queue costs memory once; a leak keeps growing) and, after the load stops, is
-still within the 300 MB RSS goal. Finally a short closed-loop run shows the service back at speed.
+still within the 300 MB RSS goal. Then a short closed-loop run shows the service back at speed,
+and the large-upload case (benchmarks.serving.resilience): 20 slow 50 MiB uploads keep the
+service's PSS within the same goal, and /health answers within 50 ms (p95) during a max batch.
 
 Run: `python -m benchmarks.serving.overload` (about 3 minutes) or `--quick` (about 40 s).
 """
@@ -21,6 +23,7 @@ from typing import Any
 from benchmarks.serving.harness import LoadPlan, catdog_spec, load
 from benchmarks.serving.load_client import LoadReport, build_requests, open_loop
 from benchmarks.serving.photos import add_photo_arguments, photos_from_args
+from benchmarks.serving.resilience import large_uploads
 from benchmarks.serving.results import Goal, print_goals, print_reports, result_path, write_json
 from benchmarks.serving.servers import HOST, RunningServer, get_status, running
 
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         recovery = load(
             server, photos, LoadPlan(seconds=args.capacity_seconds / 2, requests=100_000)
         )
+        large = large_uploads(server)
     unanswered = report.status_counts.get("0", 0) + report.not_sent
     goals = [
         Goal(
@@ -108,6 +112,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ratio",
         ),
         Goal("overload: RSS after the overload", rss_after, "<=", RSS_GOAL_MB, "MiB"),
+        Goal(
+            "large uploads: PSS peak, 20 x 50 MiB",
+            large["pss_peak_mb"],
+            "<=",
+            RSS_GOAL_MB,
+            "MiB",
+        ),
+        Goal(
+            "large uploads: /health p95 during a max batch",
+            large["health_during_max_batch_p95_ms"],
+            "<=",
+            REJECT_WITHIN_MS,
+            "ms",
+        ),
     ]
     return {
         "factor": args.factor,
@@ -126,6 +144,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_samples": rss_samples,
         "alive_after": alive,
         "ready_status_after": ready_after,
+        "large_uploads": large,
         "goals": [g.to_dict() for g in goals],
     }
 

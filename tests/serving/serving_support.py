@@ -29,6 +29,7 @@ from PIL import Image
 from catdog.preprocess import Preprocessing
 from catdog.serving.app import create_app
 from catdog.serving.runner import RunnerProcess
+from catdog.serving.service import InferenceService
 from catdog.serving.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,6 +97,15 @@ async def serving(
     settings: Settings, runners: list[RunnerProcess] | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An app in this process, started (lifespan), ready, with a client bound to it."""
+    async with serving_service(settings, runners) as (client, _):
+        yield client
+
+
+@asynccontextmanager
+async def serving_service(
+    settings: Settings, runners: list[RunnerProcess] | None = None, *, root_path: str = ""
+) -> AsyncIterator[tuple[httpx.AsyncClient, InferenceService]]:
+    """`serving`, and the app's InferenceService (its runners, its batcher)."""
     app = create_app(settings, runners=runners)
     async with app.router.lifespan_context(app):
         service = app.state.service
@@ -104,9 +114,10 @@ async def serving(
             if service.models.load_error is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"model not ready: {service.models.load_error}")
             await asyncio.sleep(0.01)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://catdog.test") as client:
-            yield client
+        transport = httpx.ASGITransport(app=app, root_path=root_path)
+        base = f"http://catdog.test{root_path}"
+        async with httpx.AsyncClient(transport=transport, base_url=base) as client:
+            yield client, service
 
 
 def free_port() -> int:
@@ -197,3 +208,46 @@ def runner_pids(pid: int) -> list[int]:
         if parent == pid and b"catdog.serving.runner" in command:
             found.append(int(entry.name))
     return sorted(found)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one series in Prometheus text (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        metric_name, _, rest = series.partition("{")
+        got = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
+        if metric_name == name and got == wanted:
+            return float(value)
+    return 0.0
+
+
+# A Pillow plugin that kills the process decoding it: what a decoder bug in a C library does.
+CRASHING_PLUGIN = """
+import os
+import signal
+
+from PIL import Image, ImageFile
+
+MAGIC = b"CATDOG-CRASH"
+
+
+class CrashingImageFile(ImageFile.ImageFile):
+    format = "CRASH"
+
+    def _open(self):
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+Image.register_open("CRASH", CrashingImageFile, lambda prefix: prefix.startswith(MAGIC))
+"""
+CRASHING_PHOTO = b"CATDOG-CRASH" + bytes(range(256)) * 4
+
+
+def plant_crashing_decoder(folder: Path) -> str:
+    """A folder for PYTHONPATH whose sitecustomize plants CRASHING_PLUGIN in every runner."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(CRASHING_PLUGIN, encoding="utf-8")
+    return os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH", "")]))

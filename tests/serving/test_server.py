@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import threading
@@ -165,27 +166,53 @@ def test_runners_yield_to_the_event_loop(tmp_path: Path, tiny_model: Path) -> No
     assert all(value >= 10 for value in runner_nice.values()), runner_nice
 
 
-def test_a_runner_that_dies_is_restarted_and_no_request_gets_a_500(
+# Long enough for a dozen kills at c=8; the 60 s run is `benchmarks/serving/runner_kills.py`.
+KILL_RUN_S = 12.0
+
+
+def test_runners_killed_at_random_under_load_lose_no_request(
     tmp_path: Path, tiny_model: Path
 ) -> None:
     env = {"CATDOG_RUNNERS": "2"}
+    statuses: list[int] = []
+    lock = threading.Lock()
     with run_server(tmp_path, "--model", str(tiny_model), env=env) as server:
-        assert post_photo(server.url, solid(RED)).status_code == 200
-        before = runner_pids(server.process.pid)
-        os.kill(before[0], signal.SIGKILL)
-        answers = [post_photo(server.url, solid(RED)) for _ in range(12)]
+        stop = time.monotonic() + KILL_RUN_S
+
+        def client_loop() -> None:
+            with httpx.Client(base_url=server.url, timeout=15) as client:
+                while time.monotonic() < stop:
+                    response = client.post("/predict", files={"file": ("r.jpg", solid(RED))})
+                    with lock:
+                        statuses.append(response.status_code)
+
+        clients = [threading.Thread(target=client_loop) for _ in range(8)]
+        for thread in clients:
+            thread.start()
+        rng = random.Random(18)
+        kills = 0
+        while time.monotonic() < stop - 1:
+            time.sleep(rng.uniform(0.4, 1.2))
+            alive = runner_pids(server.process.pid)
+            if alive:
+                os.kill(rng.choice(alive), signal.SIGKILL)
+                kills += 1
+        for thread in clients:
+            thread.join(30)
+        deadline = time.monotonic() + 10
+        while len(runner_pids(server.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the last kill's runner may still be starting
         after = runner_pids(server.process.pid)
         metrics = httpx.get(f"{server.url}/metrics").text
-    statuses = [answer.status_code for answer in answers]
-    assert set(statuses) <= {200, 503}, statuses
-    refused = [answer.json() for answer in answers if answer.status_code == 503]
-    assert len(refused) == 1, "only the batch the dead runner held fails"
-    assert refused[0]["error"] == "runner_stopped", refused
-    assert statuses[-4:] == [200] * 4, "the restarted runner serves again"
-    assert len(after) == 2
-    assert before[0] not in after and before[1] in after
-    assert 'catdog_requests_total{method="POST",route="/predict",status="500"}' not in metrics
-    assert '"event": "runner_stopped"' in server.output(), "the restart is logged"
+    failed = [status for status in statuses if status != 200]
+    assert kills >= 6
+    assert len(statuses) > 100, statuses
+    assert failed == [], f"{len(failed)} of {len(statuses)} requests failed: {set(failed)}"
+    assert len(after) == 2, "every killed runner was replaced"
+    restarts = re.search(r'catdog_runner_restarts_total\{cause="exited"\} (\S+)', metrics)
+    # A runner killed while it starts (~1 s on a busy host) is counted once, when one starts.
+    assert restarts is not None and 1 <= float(restarts.group(1)) <= kills, metrics
+    assert '"event": "batch_retried"' in server.output(), "the re-run batches are logged"
 
 
 def test_smoke_fails_against_a_wrong_model_or_no_server(
@@ -205,3 +232,41 @@ def test_serve_refuses_a_missing_model_at_once(tmp_path: Path) -> None:
     result = catdog_cli("serve", "--model", str(tmp_path / "none.onnx"))
     assert result.returncode == 6
     assert "model not found" in result.stderr
+
+
+def test_workers_converge_on_one_model_when_a_follower_first_fails_to_load(
+    tmp_path: Path, tiny_model: Path, tiny_model_v2: Path
+) -> None:
+    env = {"CATDOG_API_TOKEN": TOKEN}
+    hidden = tiny_model_v2.with_name("hidden.onnx")
+    with run_server(tmp_path, "--model", str(tiny_model), "--workers", "2", env=env) as server:
+        # Both workers up on tiny-1 before the reload.
+        fresh = {"Connection": "close"}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = httpx.get(f"{server.url}/metrics", headers=fresh).text
+            if len(re.findall(r"catdog_model_info\{[^}]*\} 1\.0", text)) == 2:
+                break
+            time.sleep(0.1)
+        reload = httpx.post(
+            f"{server.url}/admin/reload", json={"model": str(tiny_model_v2)}, headers=AUTH
+        )
+        tiny_model_v2.rename(hidden)  # the other worker cannot read it at first
+        time.sleep(2.5)
+        hidden.rename(tiny_model_v2)
+        deadline = time.monotonic() + 15
+        while True:
+            text = httpx.get(f"{server.url}/metrics", headers=fresh).text
+            live = re.findall(r'catdog_model_info\{[^}]*version="([^"]+)"\} 1\.0', text)
+            if live == ["tiny-2", "tiny-2"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        seen = {httpx.get(f"{server.url}/ready", headers=fresh).json()["model_version"]}
+        seen |= {
+            httpx.get(f"{server.url}/ready", headers=fresh).json()["model_version"]
+            for _ in range(10)
+        }
+    assert reload.status_code == 200, reload.text
+    assert '"event": "model_follow_failed"' in server.output(), "the follower failed first"
+    assert live == ["tiny-2", "tiny-2"], text
+    assert seen == {"tiny-2"}

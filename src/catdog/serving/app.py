@@ -17,7 +17,11 @@ from catdog.monitoring.store import PredictionStore
 from catdog.serving.error_handlers import install_error_handlers
 from catdog.serving.log import configure_logging
 from catdog.serving.metrics import ServiceMetrics
-from catdog.serving.middleware import RequestContextMiddleware, UploadGuardMiddleware
+from catdog.serving.middleware import (
+    BodyBudget,
+    RequestContextMiddleware,
+    UploadGuardMiddleware,
+)
 from catdog.serving.routes import admin, feedback, health, page, predict
 from catdog.serving.runner import RunnerProcess
 from catdog.serving.service import InferenceService
@@ -69,15 +73,18 @@ def create_app(
         app.include_router(module.router)
     install_error_handlers(app, metrics=metrics, retry_after_s=settings.retry_after_s)
     one_file = settings.max_upload_bytes + MULTIPART_OVERHEAD
+    budget = settings.body_budget_bytes  # a body larger than the whole budget never fits
     app.add_middleware(
         UploadGuardMiddleware,
         limits={
-            "/predict": one_file,
-            "/predict/batch": one_file * settings.max_batch_files,
+            "/predict": min(one_file, budget),
+            "/predict/batch": min(one_file * settings.max_batch_files, budget),
         },
         admission=service.admission,
+        budget=BodyBudget(budget, metrics),
         metrics=metrics,
         retry_after_s=settings.retry_after_s,
+        body_timeout_s=settings.body_timeout_s,
     )
     # Added last, so outermost: it sees (and logs) the guard's refusals too.
     app.add_middleware(RequestContextMiddleware, metrics=metrics)

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import queue
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from time import monotonic
+from time import monotonic, sleep
 from typing import NamedTuple
 
 import numpy as np
 import structlog
 
-from catdog.errors import CatdogError, ServiceUnavailableError
+from catdog.errors import CatdogError, ImageError, ServiceUnavailableError
 from catdog.predictor import ServedModel
 from catdog.preprocess import DEFAULT_MAX_PIXELS
 from catdog.serving.metrics import ServiceMetrics
@@ -35,6 +36,8 @@ log = structlog.get_logger("catdog.serving")
 
 # How long `stop` waits for the runner threads to finish the batches in their hands.
 STOP_GRACE_S = 5.0
+# How often a runner thread whose runner is down looks whether it is back.
+RUNNER_DOWN_POLL_S = 0.02
 
 
 def overloaded(detail: str) -> ServiceUnavailableError:
@@ -91,6 +94,25 @@ class _Job:
     model: ServedModel
     data: bytes = field(repr=False)
     future: asyncio.Future[Scored] = field(repr=False)
+    request_id: str | None = None
+    crashes: int = 0  # batches of this job whose runner crashed or hung under them
+
+    @property
+    def alone(self) -> bool:
+        """After a crash a job runs alone, so a second crash names the photo that causes it."""
+        return self.crashes > 0
+
+
+def poison(job: _Job) -> CatdogError:
+    """The 422 of a photo that stopped a runner twice: never tried a third time."""
+    digest = hashlib.sha256(job.data).hexdigest()
+    log.error("poison_photo", sha256=digest, bytes=len(job.data), request_id=job.request_id)
+    # A reason of the service's own (the data stage never runs a decoder it can lose).
+    return ImageError(
+        f"decoding this photo stopped a runner twice (sha256 {digest}); it is not retried",
+        reason="crashes_decoder",
+        http_status=422,
+    )
 
 
 # What a runner thread hands back to the loop for one job: its answer or its own error.
@@ -128,12 +150,23 @@ class MicroBatcher:
         self._unanswered = 0  # their total (written on the loop, read by the runner threads)
         self._retired: set[str] = set()  # replaced models, dropped once nothing holds them
         self._drops: set[asyncio.Task[None]] = set()
+        self._on_dropped: dict[str, Callable[[str], None]] = {}
+        self._carry: list[_Job] = []  # a job to run alone, taken by the next gather
+        self._stopping = False
+
+    @property
+    def runners_up(self) -> int:
+        """Runner processes alive now (the supervisors restart the others at once)."""
+        return sum(runner.running for runner in self.runners)
 
     def start(self) -> None:
         """Start the runner processes and their threads; answers go back to the running loop."""
         self._loop = asyncio.get_running_loop()
+        self._stopping = False
         for runner in self.runners:
+            runner.on_restart = self._count_restart
             runner.start()
+        self._metrics.runners_up.set(self.runners_up)
         self._threads = [
             threading.Thread(target=self._work, args=(runner,), name=runner.name, daemon=True)
             for runner in self.runners
@@ -142,22 +175,33 @@ class MicroBatcher:
             thread.start()
 
     async def stop(self) -> None:
-        """Stop after the batches in hand; what is still queued gets a 503; runners exit."""
+        """Stop after the batches in hand; what is still queued gets a 503; runners exit. A
+        hung runner is killed, not waited for past the grace period."""
+        self._stopping = True
         self._jobs.put(None)  # each runner thread passes the stop on to the next
-        await asyncio.to_thread(self._join)
+        await asyncio.to_thread(self._join, STOP_GRACE_S)
+        await asyncio.to_thread(self._close_runners)
+        await asyncio.to_thread(self._join, 1.0)
+        left = [*self._carry]
         while True:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
                 break
-            if job is not None and not job.future.done():
+            if job is not None:
+                left.append(job)
+        for job in left:
+            if not job.future.done():
                 job.future.set_exception(shutting_down())
-        await asyncio.to_thread(self._close_runners)
 
-    def _join(self) -> None:
-        deadline = monotonic() + STOP_GRACE_S
+    def _join(self, grace_s: float) -> None:
+        deadline = monotonic() + grace_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - monotonic()))
+
+    def _count_restart(self, cause: str) -> None:
+        self._metrics.runner_restarts.labels(cause=cause).inc()
+        self._metrics.runners_up.set(self.runners_up)
 
     def _close_runners(self) -> None:
         for runner in self.runners:
@@ -180,16 +224,21 @@ class MicroBatcher:
             await self._drop(model.key)
             raise
 
-    def retire(self, model: ServedModel) -> None:
-        """`model` is no longer served: drop it from the runners once its last job is done."""
+    def retire(self, model: ServedModel, on_dropped: Callable[[str], None] | None = None) -> None:
+        """`model` is no longer served: drop it from the runners once its last job is done,
+        then call `on_dropped` with its key."""
         self._retired.add(model.key)
+        if on_dropped is not None:
+            self._on_dropped[model.key] = on_dropped
         if not self._holding[model.key]:
             self._schedule_drop(model.key)
 
-    async def submit(self, model: ServedModel, data: bytes) -> Scored:
+    async def submit(
+        self, model: ServedModel, data: bytes, request_id: str | None = None
+    ) -> Scored:
         """Queue one upload for `model` and wait for its probabilities (or its ImageError).
         `Admission` bounds what is queued: the queue itself needs no limit."""
-        job = _Job(model, data, asyncio.get_running_loop().create_future())
+        job = _Job(model, data, asyncio.get_running_loop().create_future(), request_id)
         self._holding[model.key] += 1
         self._unanswered += 1
         self._jobs.put(job)
@@ -197,6 +246,9 @@ class MicroBatcher:
         try:
             return await job.future
         finally:
+            # The future holds the error raised here, whose traceback holds this frame: drop
+            # the job, or the cycle keeps the upload's bytes until a full garbage collection.
+            del job
             self._unanswered -= 1
             self._holding[model.key] -= 1
             if not self._holding[model.key]:
@@ -214,9 +266,14 @@ class MicroBatcher:
         for runner in self.runners:
             with contextlib.suppress(CatdogError):  # a runner that died forgot it anyway
                 await asyncio.to_thread(runner.drop, key)
+        dropped = self._on_dropped.pop(key, None)
+        if dropped is not None:
+            dropped(key)
 
     def _work(self, runner: RunnerProcess) -> None:
         while True:
+            while not runner.running and not self._stopping:  # its supervisor restarts it
+                sleep(RUNNER_DOWN_POLL_S)
             with self._gathering:
                 jobs = self._gather()
             if jobs is None:
@@ -224,23 +281,28 @@ class MicroBatcher:
             outcomes = self._process(runner, jobs)
             if outcomes and self._loop is not None:
                 self._loop.call_soon_threadsafe(_deliver, outcomes)
+            del jobs, outcomes  # not kept (with their uploads) while waiting for the next
 
     def _gather(self) -> list[_Job] | None:
         """Wait for one job, then gather more until the batch is full or the wait is over.
-        None once the service stops (a batch gathered by then is still processed)."""
-        first = self._jobs.get()
+        None once the service stops (a batch gathered by then is still processed). A job
+        retried after a crash runs alone."""
+        first = self._carry.pop() if self._carry else self._jobs.get()
         if first is None:
             self._jobs.put(None)
             return None
         jobs = [first]
         deadline = monotonic() + self.max_wait_s
-        while len(jobs) < self._batch_limit():
+        while not first.alone and len(jobs) < self._batch_limit():
             try:
                 job = self._jobs.get(timeout=max(0.0, deadline - monotonic()))
             except queue.Empty:
                 break
             if job is None:
                 self._jobs.put(None)
+                break
+            if job.alone:
+                self._carry.append(job)
                 break
             jobs.append(job)
         self._metrics.queue_depth.set(self._jobs.qsize())
@@ -266,10 +328,10 @@ class MicroBatcher:
             message = Run(model.key, [job.data for job in group], self.max_pixels)
             try:
                 ran = runner.run(message)
-            except CatdogError as exc:  # the model failed, or the runner died: this batch only
-                if isinstance(exc, RunnerStoppedError):
-                    log.warning("runner_stopped", runner=runner.name, detail=exc.detail)
-                    self._metrics.runner_restarts.inc()
+            except RunnerStoppedError as exc:  # the runner died or hung: run the batch again
+                outcomes += self._retry(runner, group, exc)
+                continue
+            except CatdogError as exc:  # the model failed: this batch only
                 outcomes += [(job.future, exc) for job in group]
                 continue
             size = sum(not isinstance(outcome, CatdogError) for outcome in ran.outcomes)
@@ -280,6 +342,33 @@ class MicroBatcher:
                 answer = outcome if isinstance(outcome, CatdogError) else Scored(outcome, size)
                 outcomes.append((job.future, answer))
         return outcomes
+
+    def _retry(
+        self, runner: RunnerProcess, group: list[_Job], exc: RunnerStoppedError
+    ) -> list[_Outcome]:
+        """Queue a dead runner's jobs again (inference is idempotent). After a crash the batch
+        may have caused (not a SIGKILL from outside), each runs alone; a job whose runner
+        crashed under it alone already is a poison pill, refused for good."""
+        log.warning(
+            "batch_retried",
+            runner=runner.name,
+            reason=exc.reason,
+            suspect=exc.suspect,
+            detail=exc.detail,
+            request_ids=sorted({job.request_id or "" for job in group}),
+        )
+        refused: list[_Outcome] = []
+        for job in group:
+            if exc.suspect:
+                if job.alone:
+                    refused.append((job.future, poison(job)))
+                    continue
+                job.crashes += 1
+            if self._stopping:
+                refused.append((job.future, shutting_down()))
+            else:
+                self._jobs.put(job)
+        return refused
 
 
 def _deliver(outcomes: list[_Outcome]) -> None:

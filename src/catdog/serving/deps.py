@@ -40,7 +40,11 @@ async def require_admin(
         raise AccessDeniedError(
             "send Authorization: Bearer <CATDOG_API_TOKEN>", reason="no_token", http_status=401
         )
-    if not secrets.compare_digest(credentials.credentials, token.get_secret_value()):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a 500, not a 403). The
+    # header arrives decoded as Latin-1: encoding it back gives the bytes sent, so a UTF-8
+    # token configured in CATDOG_API_TOKEN matches the same token sent.
+    given = credentials.credentials.encode("latin-1", "replace")
+    if not secrets.compare_digest(given, token.get_secret_value().encode()):
         raise AccessDeniedError("the bearer token is not CATDOG_API_TOKEN", reason="bad_token")
 
 

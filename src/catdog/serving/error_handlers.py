@@ -30,7 +30,11 @@ def error_response(
 ) -> JSONResponse:
     """The JSON answer for a refused request; counts the refusal by reason."""
     metrics.refusals.labels(reason=exc.reason).inc()
-    headers = {"Retry-After": str(retry_after_s)} if exc.http_status == 503 else None
+    headers = None
+    if exc.http_status == 503:
+        headers = {"Retry-After": str(retry_after_s)}
+    elif exc.http_status == 401:  # RFC 9110: a 401 names the scheme it wants
+        headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(
         {"error": exc.reason, "detail": exc.detail}, status_code=exc.http_status, headers=headers
     )
@@ -64,11 +68,13 @@ def install_error_handlers(app: FastAPI, *, metrics: ServiceMetrics, retry_after
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        reason = _HTTP_REASONS.get(exc.status_code, "http_error")
+        status = exc.status_code
+        reason = _HTTP_REASONS.get(status, "http_error")
+        if status == 400:  # a body FastAPI cannot even decode: invalid, like any other
+            status, reason = 422, "invalid_request"
+        request.state.log["error"] = reason
         return JSONResponse(
-            {"error": reason, "detail": str(exc.detail)},
-            status_code=exc.status_code,
-            headers=exc.headers,
+            {"error": reason, "detail": str(exc.detail)}, status_code=status, headers=exc.headers
         )
 
     @app.exception_handler(Exception)

@@ -36,6 +36,8 @@ def configure_logging(level: str = "info") -> None:
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # uvicorn's errors carry exc_info: a traceback as text, not an object's repr.
+                structlog.processors.format_exc_info,
                 structlog.processors.JSONRenderer(),
             ],
         )

@@ -87,6 +87,24 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="livemin",
         )
+        self.runner_restarts = Counter(
+            "catdog_runner_restarts",
+            "Runner processes started again, by cause (exited, hung).",
+            ["cause"],
+            registry=r,
+        )
+        self.runners_up = Gauge(
+            "catdog_runners_up",
+            "Runner processes alive.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.body_bytes_in_flight = Gauge(
+            "catdog_body_bytes_in_flight",
+            "Upload bytes reserved by requests whose body is being read or held.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self._model: tuple[str, str] | None = None
         self._add_monitoring_metrics()
 
@@ -137,11 +155,6 @@ class ServiceMetrics:
             ["model_version"],
             registry=r,
             multiprocess_mode="mostrecent",
-        )
-        self.runner_restarts = Counter(
-            "catdog_runner_restarts",
-            "Runner processes that died under a batch and were started again.",
-            registry=r,
         )
         self.not_a_pet = Counter(
             "catdog_not_a_pet_predictions",

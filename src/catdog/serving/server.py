@@ -53,7 +53,10 @@ def run_server(settings: Settings) -> None:
     # worker's log. Registry URIs are fetched by the workers, in the background.
     if not (settings.model or "").startswith(REGISTRY_SCHEMES):
         resolve_model(settings.model)
-    runners = runner_processes(settings.threads_per_worker()[1]) if settings.workers == 1 else []
+    runners = []
+    if settings.workers == 1:
+        count = settings.threads_per_worker()[1]
+        runners = runner_processes(count, call_timeout_s=settings.runner_deadline_s)
     for runner in runners:  # their start-up runs beside the imports below (README, How it runs)
         runner.start()
     import uvicorn  # noqa: PLC0415 - FastAPI and uvicorn only when serving
@@ -80,5 +83,6 @@ def run_server(settings: Settings) -> None:
             log_config=None,
             access_log=False,
             server_header=False,
+            limit_concurrency=settings.max_connections,
             timeout_graceful_shutdown=int(settings.request_timeout_s + SHUTDOWN_GRACE_S),
         )

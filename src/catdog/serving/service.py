@@ -11,6 +11,8 @@ import contextlib
 import gc
 from dataclasses import dataclass
 
+import structlog
+
 from catdog.errors import CatdogError, ServiceUnavailableError
 from catdog.predictor import Prediction
 from catdog.serving.batching import Admission, MicroBatcher
@@ -47,7 +49,7 @@ class InferenceService:
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000,
             metrics=metrics,
-            runners=runners or runner_processes(count),
+            runners=runners or runner_processes(count, call_timeout_s=settings.runner_deadline_s),
             ort_threads=ort_threads,
             ort_spinning=settings.ort_spinning,
             max_pixels=settings.max_pixels,
@@ -81,6 +83,7 @@ class InferenceService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.batcher.stop()
+        self.models.close()
 
     async def classify(self, data: bytes) -> Answer:
         """Classify one upload, or raise a CatdogError (refused image, 503 overload/timeout)."""
@@ -113,7 +116,8 @@ class InferenceService:
 
     async def _classify(self, data: bytes) -> Answer:
         model = self.models.current
-        scored = await self.batcher.submit(model, data)
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        scored = await self.batcher.submit(model, data, request_id)
         prediction = model.to_prediction(scored.probabilities)
         self.metrics.predictions.labels(label=prediction.label).inc()
         self.metrics.confidence.labels(label=prediction.label).observe(prediction.confidence)

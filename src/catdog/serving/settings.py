@@ -58,14 +58,37 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         default=10.0, gt=0, description="An image not answered by then gets 503 `timeout`."
     )
+    runner_timeout_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="A runner that has not answered a batch by then is killed and replaced, "
+        "and the batch runs again; 0 = half of request_timeout_s.",
+    )
     max_upload_mb: float = Field(default=10.0, gt=0, description="Largest file accepted, in MiB.")
     max_pixels: int = Field(
         default=DEFAULT_MAX_PIXELS, ge=1, description="Decompression-bomb limit."
     )
     max_batch_files: int = Field(default=16, ge=1, description="Most files per /predict/batch.")
+    body_budget_mb: float = Field(
+        default=96.0,
+        gt=0,
+        description="Upload bytes one worker holds at once, reserved before a body is read; "
+        "a body that does not fit now gets 503, one larger than the budget 413.",
+    )
+    body_timeout_s: float = Field(
+        default=60.0, gt=0, description="A request body not received by then gets 408."
+    )
+    max_connections: int = Field(
+        default=256, ge=1, description="Open connections per worker; beyond it uvicorn sends 503."
+    )
     api_token: SecretStr | None = Field(
         default=None,
         description="Bearer token for /admin/* and /feedback; unset disables both.",
+    )
+    model_root: Path = Field(
+        default=Path(),
+        description="/admin/reload loads only registry URIs and paths under this folder "
+        "(default: the service's working directory).",
     )
     log_level: LogLevel = "info"
     ort_threads: int = Field(
@@ -133,12 +156,28 @@ class Settings(BaseSettings):
                 f"max_batch_files ({self.max_batch_files}) must not exceed queue_size "
                 f"({self.queue_size}): such a /predict/batch could never be admitted"
             )
+        if self.body_budget_mb < self.max_upload_mb:
+            raise ValueError(
+                f"body_budget_mb ({self.body_budget_mb:g}) must be at least max_upload_mb "
+                f"({self.max_upload_mb:g}): a photo of the largest size could never be admitted"
+            )
         return self
 
     @property
     def store_url(self) -> str:
         """The prediction store's URL: CATDOG_DATABASE_URL, else SQLite in the data folder."""
         return self.database_url or f"sqlite:///{self.data_dir / 'predictions.db'}"
+
+    @property
+    def runner_deadline_s(self) -> float:
+        """How long one runner call may take: half the request's time by default, so that a
+        batch whose runner hung still has time to run again."""
+        return self.runner_timeout_s or self.request_timeout_s / 2
+
+    @property
+    def body_budget_bytes(self) -> int:
+        """The in-flight body budget in bytes."""
+        return int(self.body_budget_mb * 1024 * 1024)
 
     @property
     def max_upload_bytes(self) -> int:

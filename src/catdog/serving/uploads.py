@@ -37,16 +37,24 @@ class _Part:
 
 
 def files_in(
-    body: bytes, content_type: str | None, name: str, *, max_files: int, limit_hint: str
+    body: bytes | list[bytes],
+    content_type: str | None,
+    name: str,
+    *,
+    max_files: int,
+    limit_hint: str,
 ) -> list[Upload]:
-    """Every file sent as form field `name`, in the order sent.
+    """Every file sent as form field `name`, in the order sent. `body`: the whole body, or
+    its chunks as they arrived, which are fed to the parser one by one and let go of (the list
+    is emptied), so a large body is never held twice.
 
     A request with no body or no such field is `missing_field`; anything but a well-formed
     multipart/form-data body, or a plain form value where a file belongs, is `invalid_request`;
     more than `max_files` files is `too_many_files`, with `limit_hint` saying what sets the limit.
     Nothing sent is dropped without a refusal.
     """
-    if not body:
+    chunks = [body] if isinstance(body, bytes) else body
+    if not any(chunks):
         raise RequestRefusedError(
             f"{name}: Field required (no body was sent)", reason="missing_field"
         )
@@ -59,9 +67,13 @@ def files_in(
             reason="invalid_request",
         )
     files: list[Upload] = []
-    for part in _parts(body, boundary, max_parts=max_files + MAX_OTHER_PARTS):
+    for part in _parts(chunks, boundary, max_parts=max_files + MAX_OTHER_PARTS):
         _, disposition = parse_options_header(part.headers.get(b"content-disposition"))
-        if disposition.get(b"name", b"").decode("latin-1") != name:
+        if b"name" not in disposition:  # as Starlette: a part must say which field it is
+            raise RequestRefusedError(
+                "a multipart part has no Content-Disposition name", reason="invalid_request"
+            )
+        if disposition[b"name"].decode("latin-1") != name:
             continue
         filename = disposition.get(b"filename")
         if filename is None:
@@ -69,8 +81,9 @@ def files_in(
                 f"{name}: a plain form value was sent where a file belongs",
                 reason="invalid_request",
             )
-        # One chunk (the usual case) is joined without a copy.
-        files.append(Upload(filename.decode("utf-8", "replace"), b"".join(part.chunks)))
+        # One chunk (the usual case) is joined without a copy; the pieces go once joined.
+        files.append(Upload(_decoded(filename), b"".join(part.chunks)))
+        part.chunks.clear()
     if not files:
         raise RequestRefusedError(f"{name}: Field required", reason="missing_field")
     if len(files) > max_files:
@@ -82,7 +95,15 @@ def files_in(
     return files
 
 
-def _parts(body: bytes, boundary: bytes, *, max_parts: int) -> list[_Part]:
+def _decoded(filename: bytes) -> str:
+    """A filename as Starlette decodes it: UTF-8, or Latin-1 when it is not UTF-8."""
+    try:
+        return filename.decode("utf-8")
+    except UnicodeDecodeError:
+        return filename.decode("latin-1")
+
+
+def _parts(chunks: list[bytes], boundary: bytes, *, max_parts: int) -> list[_Part]:
     """The parts of a whole multipart body; one that ends early or runs past `max_parts`
     parts is refused rather than read in part."""
     parts: list[_Part] = []
@@ -125,7 +146,10 @@ def _parts(body: bytes, boundary: bytes, *, max_parts: int) -> list[_Part]:
         "on_end": on_end,
     }
     try:
-        MultipartParser(boundary, callbacks).write(body)
+        parser = MultipartParser(boundary, callbacks)
+        chunks.reverse()
+        while chunks:
+            parser.write(chunks.pop())
     except FormParserError as exc:  # a malformed body, or a boundary over 256 bytes
         detail = f"malformed multipart body: {exc}"
         raise RequestRefusedError(detail, reason="invalid_request") from None

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from catdog.errors import ServiceUnavailableError
 from catdog.serving.deps import ServiceDep
 from catdog.serving.schemas import ErrorOut, ModelCard, StatusOut
 
@@ -26,8 +27,15 @@ async def health(request: Request) -> StatusOut:
     response_model_exclude_none=True,
 )
 async def ready(service: ServiceDep) -> StatusOut:
-    """Readiness: 200 once a warmed model serves; 503 (reason `not_ready`) before that."""
+    """Readiness: 200 once a warmed model serves and a runner process is up; 503 (reason
+    `not_ready`, or `runners_down` while every runner is being replaced) otherwise."""
     model = service.models.current
+    up = service.batcher.runners_up
+    service.metrics.runners_up.set(up)
+    if not up:
+        raise ServiceUnavailableError(
+            "no runner process is up (they are being restarted)", reason="runners_down"
+        )
     return StatusOut(status="ready", model_version=model.version)
 
 

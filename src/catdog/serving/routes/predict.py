@@ -7,13 +7,14 @@ rest of the request. The pydantic schemas still define the answers and the OpenA
 
 from __future__ import annotations
 
+import asyncio
 from time import perf_counter
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from catdog.errors import CatdogError, image_error
+from catdog.errors import CatdogError, ServiceUnavailableError, image_error
 from catdog.monitoring.records import Answered, new_prediction_id, utcnow
 from catdog.serving.deps import ServiceDep
 from catdog.serving.schemas import BatchOut, ErrorOut, FileError, FilePrediction, PredictionOut
@@ -22,19 +23,41 @@ from catdog.serving.uploads import Upload, files_in, multipart_schema
 
 router = APIRouter(tags=["predict"])
 
+_BODY_TIMEOUT = {"model": ErrorOut, "description": "The body did not arrive in time."}
 _REFUSALS: dict[int | str, dict[str, Any]] = {
+    408: _BODY_TIMEOUT,
     413: {"model": ErrorOut, "description": "Too many bytes, pixels or files."},
     415: {"model": ErrorOut, "description": "Not a photo format (SVG, PDF, HTML)."},
     422: {"model": ErrorOut, "description": "Missing field, not an image, truncated, undecodable."},
     503: {"model": ErrorOut, "description": "Overloaded, timed out or not ready: see Retry-After."},
 }
+# A batch answers each file's own refusal inside its 200; only the request's refusals remain.
+_BATCH_REFUSALS: dict[int | str, dict[str, Any]] = {
+    408: _BODY_TIMEOUT,
+    413: {"model": ErrorOut, "description": "Too many bytes or files."},
+    422: {"model": ErrorOut, "description": "Missing field, or not a multipart body."},
+    503: {
+        "model": ErrorOut,
+        "description": "Overloaded or not ready, or no file answered for the service's "
+        "reasons (timeouts): see Retry-After.",
+    },
+}
+
+
+# A body larger than this is parsed on a thread: on the loop it would stall every other request.
+PARSE_ON_LOOP_BYTES = 256 * 1024
 
 
 async def _uploads(request: Request, name: str, max_files: int, limit_hint: str) -> list[Upload]:
-    """The files of field `name`; UploadGuardMiddleware has bounded and read the body already."""
-    body = await request.body()
+    """The files of field `name`; UploadGuardMiddleware has bounded and read the body already,
+    and hands it over in the chunks it arrived in (no joined copy)."""
+    chunks = [chunk async for chunk in request.stream() if chunk]
     content_type = request.headers.get("content-type")
-    return files_in(body, content_type, name, max_files=max_files, limit_hint=limit_hint)
+    if sum(map(len, chunks)) > PARSE_ON_LOOP_BYTES:
+        return await asyncio.to_thread(
+            files_in, chunks, content_type, name, max_files=max_files, limit_hint=limit_hint
+        )
+    return files_in(chunks, content_type, name, max_files=max_files, limit_hint=limit_hint)
 
 
 def _within(upload: Upload, limit: int) -> bytes:
@@ -104,12 +127,13 @@ async def predict(request: Request, service: ServiceDep) -> Response:
 @router.post(
     "/predict/batch",
     response_model=BatchOut,
-    responses=_REFUSALS,
+    responses=_BATCH_REFUSALS,
     openapi_extra=multipart_schema("files", "Several photos, in the order wanted.", many=True),
 )
 async def predict_batch(request: Request, service: ServiceDep) -> Response:
     """Classify several photos (multipart field `files`, up to CATDOG_MAX_BATCH_FILES); each
-    gets its prediction or its own refusal, in order."""
+    gets its prediction or its own refusal, in order (a 200 with Retry-After if some failed
+    for the service's reasons; a 503 if all did)."""
     limit = service.settings.max_batch_files
     files = await _uploads(request, "files", limit, "CATDOG_MAX_BATCH_FILES")
     uploads: list[bytes | CatdogError] = []
@@ -120,9 +144,16 @@ async def predict_batch(request: Request, service: ServiceDep) -> Response:
             uploads.append(exc)
     readable = [data for data in uploads if isinstance(data, bytes)]
     answers = iter(await service.classify_many(readable) if readable else [])
+    outcomes = [next(answers) if isinstance(data, bytes) else data for data in uploads]
+    server_faults = [o for o in outcomes if isinstance(o, CatdogError) and o.http_status >= 500]
+    if server_faults and len(server_faults) == len(outcomes):
+        # Nothing answered, for the service's reasons only: a failure, and worth a retry.
+        first = server_faults[0]
+        raise ServiceUnavailableError(
+            f"no file was classified: {first.detail}", reason=first.reason
+        )
     results: list[FilePrediction | FileError] = []
-    for upload, data in zip(files, uploads, strict=True):
-        outcome = next(answers) if isinstance(data, bytes) else data
+    for upload, data, outcome in zip(files, uploads, outcomes, strict=True):
         if isinstance(outcome, Answer):
             assert isinstance(data, bytes)  # only readable uploads were classified
             results.append(
@@ -146,4 +177,7 @@ async def predict_batch(request: Request, service: ServiceDep) -> Response:
         files=len(files),
         labels=[r.label if isinstance(r, FilePrediction) else r.error for r in results],
     )
-    return _json(BatchOut(results=results, latency_ms=_elapsed_ms(request)))
+    response = _json(BatchOut(results=results, latency_ms=_elapsed_ms(request)))
+    if server_faults:  # some files may succeed if sent again
+        response.headers["Retry-After"] = str(service.settings.retry_after_s)
+    return response

@@ -1,0 +1,206 @@
+"""Resilience figures of `catdog serve` (the shipped model, real photos, 127.0.0.1 only).
+
+- `kills`: c=8 closed-loop clients for `--seconds` (60) while a random runner is SIGKILLed every
+  0.5-1.5 s: requests answered, failed (goal: 0), kills, restarts.
+- `uploads`: 20 clients each send a 50 MiB /predict/batch body at 25 MiB/s: the service's PSS
+  (event loop process and runners) at its peak and after (goal: <= 300 MB, back at baseline);
+  then /health latency while one maximum-size batch is sent (goal: p95 <= 50 ms), and a 1 byte/s
+  client beside normal requests (it holds nothing: they are answered as fast as without it).
+
+Run: `python -m benchmarks.serving.resilience kills|uploads [--seconds 60]`; writes
+benchmarks/results/serve_resilience_<what>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from benchmarks.serving.harness import catdog_spec
+from benchmarks.serving.photos import default_photo_dir, load_photos
+from benchmarks.serving.results import result_path, write_json
+from benchmarks.serving.servers import HOST, RunningServer, _process_tree, running
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+MIB = 1024 * 1024
+BOUNDARY = "catdogbench"
+
+
+def runner_pids(server: RunningServer) -> list[int]:
+    return [pid for pid in _process_tree(server.pid) if pid != server.pid]
+
+
+def kills(seconds: float) -> dict[str, Any]:
+    """Random runner kills under c=8 load: how many requests failed."""
+    photos = load_photos(default_photo_dir(), 64)
+    statuses: list[int] = []
+    latencies: list[float] = []
+    lock = threading.Lock()
+    with running(catdog_spec("catdog-kills", None)) as server:
+        url = f"http://{HOST}:{server.port}"
+        stop = time.monotonic() + seconds
+
+        def client(offset: int) -> None:
+            with httpx.Client(base_url=url, timeout=30) as http:
+                i = offset
+                while time.monotonic() < stop:
+                    photo = photos[i % len(photos)]
+                    started = time.perf_counter()
+                    try:
+                        code = http.post(
+                            "/predict", files={"file": (photo.name, photo.data)}
+                        ).status_code
+                    except httpx.TransportError:
+                        code = 0
+                    with lock:
+                        statuses.append(code)
+                        latencies.append(time.perf_counter() - started)
+                    i += 8
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        rng = random.Random(18)
+        killed = 0
+        while time.monotonic() < stop - 1:
+            time.sleep(rng.uniform(0.5, 1.5))
+            alive = runner_pids(server)
+            if alive:
+                os.kill(rng.choice(alive), signal.SIGKILL)
+                killed += 1
+        for thread in threads:
+            thread.join(60)
+        metrics = httpx.get(f"{url}/metrics").text
+    restarts = re.search(r'catdog_runner_restarts_total\{cause="exited"\} (\S+)', metrics)
+    failed = [code for code in statuses if code != 200]
+    latencies.sort()
+    return {
+        "seconds": seconds,
+        "concurrency": 8,
+        "requests": len(statuses),
+        "failed": len(failed),
+        "failed_statuses": sorted(set(failed)),
+        "kills": killed,
+        "restarts": float(restarts.group(1)) if restarts else 0.0,
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
+        "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1),
+        "max_ms": round(1000 * latencies[-1], 1),
+    }
+
+
+def _head(length: int, path: str = "/predict/batch") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {length}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+def _body(files: Sequence[bytes]) -> list[bytes]:
+    parts: list[bytes] = []
+    for i, data in enumerate(files):
+        disposition = f'form-data; name="files"; filename="big-{i}.jpg"'
+        parts += [
+            f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode(),
+            data,
+            b"\r\n",
+        ]
+    return [*parts, f"--{BOUNDARY}--\r\n".encode()]
+
+
+def _send(port: int, parts: Sequence[bytes], rate: float) -> int | None:
+    """Send one body at about `rate` bytes/s; the answer's status (None: closed unanswered)."""
+    with socket.create_connection((HOST, port)) as sock:
+        sock.sendall(_head(sum(map(len, parts))))
+        try:
+            for part in parts:
+                for start in range(0, len(part), MIB):
+                    piece = part[start : start + MIB]
+                    sock.sendall(piece)
+                    time.sleep(len(piece) / rate)
+        except OSError:
+            pass
+        sock.settimeout(60)
+        try:
+            line = sock.recv(64)
+        except OSError:
+            return None
+        return int(line.split(b" ", 2)[1]) if line else None
+
+
+def uploads() -> dict[str, Any]:
+    """`large_uploads` on a service of its own."""
+    with running(catdog_spec("catdog-uploads", None)) as server:
+        return large_uploads(server)
+
+
+def large_uploads(server: RunningServer) -> dict[str, Any]:
+    """Memory under 20 slow 50 MiB uploads; /health during a maximum-size batch."""
+    rng = random.Random(18)
+    noise = bytes(rng.getrandbits(8) for _ in range(MIB))  # incompressible, not a photo
+    ten = noise * 10
+    baseline = server.pss_mb()
+    parts = _body([ten[: 10 * MIB - 4096]] * 5)
+    statuses: list[int | None] = []
+    threads = [
+        threading.Thread(target=lambda: statuses.append(_send(server.port, parts, 25 * MIB)))
+        for _ in range(20)
+    ]
+    peak = baseline
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        peak = max(peak, server.pss_mb())
+        time.sleep(0.05)
+    time.sleep(2)
+    after = server.pss_mb()
+    # One maximum-size batch (as many 10 MiB files as CATDOG_BODY_BUDGET_MB admits), with
+    # /health polled beside it.
+    big = _body([ten[: 10 * MIB - 4096]] * 9)
+    health: list[float] = []
+    sender = threading.Thread(target=lambda: _send(server.port, big, 200 * MIB))
+    sender.start()
+    with httpx.Client(base_url=f"http://{HOST}:{server.port}", timeout=10) as http:
+        while sender.is_alive():
+            started = time.perf_counter()
+            http.get("/health")
+            health.append(time.perf_counter() - started)
+            time.sleep(0.01)
+    sender.join()
+    health.sort()
+    return {
+        "clients": 20,
+        "body_mib": 50,
+        "statuses": {str(code): statuses.count(code) for code in sorted(set(statuses), key=str)},
+        "pss_baseline_mb": round(baseline, 1),
+        "pss_peak_mb": round(peak, 1),
+        "pss_after_mb": round(after, 1),
+        "health_during_max_batch_p50_ms": round(1000 * statistics.median(health), 1),
+        "health_during_max_batch_p95_ms": round(1000 * health[int(len(health) * 0.95)], 1),
+        "health_samples": len(health),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Runner kills and large uploads.")
+    parser.add_argument("what", choices=["kills", "uploads"])
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the kill run")
+    args = parser.parse_args(argv)
+    result = kills(args.seconds) if args.what == "kills" else uploads()
+    for key, value in result.items():
+        print(f"{key:>36}: {value}")
+    write_json(result_path(f"resilience_{args.what}", quick=False), result)
+
+
+if __name__ == "__main__":
+    main()
