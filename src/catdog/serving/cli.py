@@ -108,6 +108,8 @@ def _as_record(answer: FileAnswer, version: str) -> dict[str, object]:
             "label": answer.prediction.label,
             "confidence": answer.prediction.confidence,
             "probabilities": answer.prediction.probabilities,
+            "is_pet": answer.prediction.is_pet,
+            "pet_score": answer.prediction.pet_score,
             "model_version": version,
         }
     error = answer.error

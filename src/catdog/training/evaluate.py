@@ -291,6 +291,24 @@ def load_arrays(photo_set: PhotoSet, preprocessing: Preprocessing) -> np.ndarray
     return np.concatenate(batches)
 
 
+def expected_calibration_error(labels: np.ndarray, p_dog: np.ndarray, bins: int = 15) -> float:
+    """ECE of the predicted class's confidence: the mean |confidence - accuracy| over equal-width
+    confidence bins, weighted by the photos in each (Guo et al., 2017)."""
+    labels = np.asarray(labels)
+    p_dog = np.asarray(p_dog, dtype=np.float64)
+    predicted = (p_dog >= 0.5).astype(int)
+    confidence = np.where(predicted == 1, p_dog, 1 - p_dog)
+    correct = (predicted == labels).astype(np.float64)
+    edges = np.linspace(0.5, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        chosen = which == b
+        if chosen.any():
+            total += chosen.sum() * abs(confidence[chosen].mean() - correct[chosen].mean())
+    return float(total / max(1, len(labels)))
+
+
 def accuracy_points(evaluation: Evaluation) -> float:
     """Accuracy in percentage points, the unit the int8 acceptance rule is written in."""
     return 100.0 * evaluation.metrics["accuracy"]

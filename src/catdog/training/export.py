@@ -1,7 +1,10 @@
 """Turn a checkpoint into what is served: ONNX proven equal to PyTorch, maybe int8, with cards.
 
 The graph ends in softmax, so every runtime reads probabilities in the card's class order and
-no client re-implements the head. An export is written to a staging folder and moved into place
+no client re-implements the head. A model that keeps ImageNet's classifier (the pretrained
+EfficientNet-Lite0) has a second output, `pet_score`: the softmax mass on ImageNet's cat and dog
+classes, computed from the same pooled features, so the not-a-pet answer costs one matrix
+product more. An export is written to a staging folder and moved into place
 only after it passed the parity check, so a failed export never replaces a good model.
 
 Exporter: `torch.onnx.export(dynamo=True)` (torch.export + onnxscript). The TorchScript exporter
@@ -24,7 +27,7 @@ from torch import nn
 
 from catdog.errors import ExportError
 from catdog.model_store import MODEL_FILE, card_path
-from catdog.predictor import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
+from catdog.predictor import INPUT_NAME, OUTPUT_NAME, PET_OUTPUT_NAME, OnnxClassifier
 from catdog.preprocess import Preprocessing
 from catdog.training.card import (
     ModelCard,
@@ -35,6 +38,7 @@ from catdog.training.card import (
     write_card,
 )
 from catdog.training.checkpoint import LoadedCheckpoint, load_checkpoint
+from catdog.training.efficientnet import EfficientNetLite0, pet_score
 from catdog.training.evaluate import (
     Evaluation,
     PhotoSet,
@@ -62,15 +66,26 @@ class ExportParams(BaseModel):
     batch_size: int = Field(32, ge=1)
 
 
+def has_pet_head(model: nn.Module) -> bool:
+    """Whether the model keeps ImageNet's classifier, whose answer says "is this a pet"."""
+    return isinstance(model, EfficientNetLite0) and model.imagenet_classifier is not None
+
+
 class ProbabilitiesHead(nn.Module):
-    """The classifier with softmax on top: the exported graph outputs probabilities."""
+    """The classifier with softmax on top: the exported graph outputs probabilities (and the
+    pet score, for models that keep ImageNet's classifier)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(image), dim=1)
+    def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        model = self.model
+        if isinstance(model, EfficientNetLite0) and model.imagenet_classifier is not None:
+            pooled = model.pooled(image)
+            probabilities = torch.softmax(model.classify(pooled), dim=1)
+            return probabilities, pet_score(model.imagenet_logits(pooled))
+        return torch.softmax(model(image), dim=1)
 
 
 @dataclass
@@ -88,13 +103,14 @@ def export_onnx(model: nn.Module, size: int, path: Path) -> None:
     head = ProbabilitiesHead(model).eval()
     # A batch of 2: torch.export specialises dimensions of size 1, which would fix the batch.
     sample = torch.zeros(2, 3, size, size)
+    outputs = [OUTPUT_NAME, PET_OUTPUT_NAME] if has_pet_head(model) else [OUTPUT_NAME]
     try:
         torch.onnx.export(
             head,
             (sample,),
             str(path),
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=outputs,
             dynamo=True,
             dynamic_shapes=({0: torch.export.Dim("batch")},),
             external_data=False,
@@ -105,9 +121,14 @@ def export_onnx(model: nn.Module, size: int, path: Path) -> None:
 
 
 def torch_probabilities(model: nn.Module, batch: np.ndarray) -> np.ndarray:
-    """What PyTorch says for a batch: the reference the ONNX file must match."""
+    """What PyTorch says for a batch, in `OnnxClassifier.predict_batch`'s layout (class
+    probabilities, then the pet score when there is one): the reference ONNX must match."""
     with torch.inference_mode():
-        return torch.softmax(model(torch.from_numpy(batch)), dim=1).numpy()
+        out = ProbabilitiesHead(model).eval()(torch.from_numpy(batch))
+    if isinstance(out, tuple):
+        probabilities, pets = out
+        return torch.cat([probabilities, pets[:, None]], dim=1).numpy()
+    return out.numpy()
 
 
 def parity_max_abs_diff(

@@ -56,11 +56,18 @@ def _elapsed_ms(request: Request) -> float:
     return round((perf_counter() - started) * 1000, 2)
 
 
-def _prediction_fields(answer: Answer) -> dict[str, Any]:
+def _prediction_fields(answer: Answer, pet_threshold: float | None) -> dict[str, Any]:
+    """The answer's fields; CATDOG_PET_THRESHOLD, when set, overrides the card's threshold."""
+    prediction = answer.prediction
+    is_pet = prediction.is_pet
+    if pet_threshold is not None and prediction.pet_score is not None:
+        is_pet = prediction.pet_score >= pet_threshold
     return {
-        "label": answer.prediction.label,
-        "confidence": answer.prediction.confidence,
-        "probabilities": answer.prediction.probabilities,
+        "label": prediction.label,
+        "confidence": prediction.confidence,
+        "probabilities": prediction.probabilities,
+        "is_pet": is_pet,
+        "pet_score": prediction.pet_score,
         "prediction_id": uuid.uuid4().hex,
         "model_version": answer.model_version,
         "batch_size": answer.batch_size,
@@ -79,7 +86,7 @@ async def predict(request: Request, service: ServiceDep) -> Response:
     """Classify one photo (multipart field `file`) as cat or dog."""
     (upload,) = await _uploads(request, "file", 1, "several photos go to /predict/batch")
     answer = await service.classify(_within(upload, service.settings.max_upload_bytes))
-    fields = _prediction_fields(answer)
+    fields = _prediction_fields(answer, service.settings.pet_threshold)
     request.state.log.update({k: v for k, v in fields.items() if k != "probabilities"})
     return _json(PredictionOut(**fields, latency_ms=_elapsed_ms(request)))
 
@@ -109,7 +116,7 @@ async def predict_batch(request: Request, service: ServiceDep) -> Response:
         if isinstance(outcome, Answer):
             results.append(
                 FilePrediction(
-                    **_prediction_fields(outcome),
+                    **_prediction_fields(outcome, service.settings.pet_threshold),
                     filename=upload.filename,
                     latency_ms=_elapsed_ms(request),
                 )
