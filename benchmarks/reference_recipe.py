@@ -51,8 +51,8 @@ from catdog.metrics import classification_metrics
 from catdog.preprocess import RESAMPLING, Preprocessing, load_rgb
 from catdog.training.checkpoint import save_checkpoint
 from catdog.training.data import MAX_FILE_BYTES, SplitPhotos, manifest_split
-from catdog.training.evaluate import expected_calibration_error
 from catdog.training.efficientnet import EfficientNetLite0, pet_score
+from catdog.training.evaluate import expected_calibration_error
 from catdog.training.models import count_gflops, input_normalisation
 from catdog.training.pretrained import LICENCE, ORIGIN, load_imagenet_weights
 
@@ -63,7 +63,9 @@ PARAMS = Path("params/reference.yaml")
 # ---------------------------------------------------------------- views
 
 
-def random_crop(image: Image.Image, rng: np.random.Generator, scale: tuple[float, float]) -> Image.Image:
+def random_crop(
+    image: Image.Image, rng: np.random.Generator, scale: tuple[float, float]
+) -> Image.Image:
     """A random resized crop's box (area fraction in `scale`, aspect 3:4..4:3), maybe mirrored."""
     width, height = image.size
     for _ in range(10):
@@ -80,7 +82,11 @@ def random_crop(image: Image.Image, rng: np.random.Generator, scale: tuple[float
 
 
 def photo_views(
-    data: bytes, preprocessing: Preprocessing, crops: int, rng: np.random.Generator, scale: tuple[float, float]
+    data: bytes,
+    preprocessing: Preprocessing,
+    crops: int,
+    rng: np.random.Generator,
+    scale: tuple[float, float],
 ) -> np.ndarray:
     """[views, S, S, 3] uint8: the photo as served, its mirror image, then `crops` crops."""
     image = load_rgb(data, draft_size=preprocessing.size)
@@ -101,7 +107,14 @@ def photo_views(
 class Cache:
     """One split's frozen activations and ImageNet answers, per photo and view."""
 
-    def __init__(self, frozen: torch.Tensor, teacher: torch.Tensor, pooled: torch.Tensor, labels: torch.Tensor, sources: list[str]):
+    def __init__(
+        self,
+        frozen: torch.Tensor,
+        teacher: torch.Tensor,
+        pooled: torch.Tensor,
+        labels: torch.Tensor,
+        sources: list[str],
+    ):
         self.frozen = frozen  # [N, V, C, H, W] float16
         self.teacher = teacher  # [N, V, 1000] float16: the ImageNet model's logits
         self.pooled = pooled  # [N, V, 1280] float32: ImageNet features (the linear probe's input)
@@ -122,10 +135,12 @@ class Teacher(torch.nn.Module):
         return frozen, pooled, self.model.imagenet_logits(pooled)
 
 
-def teacher_session(model: EfficientNetLite0, size: int, folder: Path) -> Callable[[np.ndarray], list[np.ndarray]]:
+def teacher_session(
+    model: EfficientNetLite0, size: int, folder: Path
+) -> Callable[[np.ndarray], list[np.ndarray]]:
     """The ImageNet model in ONNX Runtime: 3-4x faster than PyTorch's CPU kernels on the
     high-resolution depthwise layers, which is where caching spends its time."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415 - only the recipe needs it
 
     path = folder / "teacher.onnx"
     torch.onnx.export(
@@ -195,7 +210,9 @@ def build_cache(
                 rate = done / (time.perf_counter() - started)
                 log(f"  cached {done}/{len(items)} photos x {v} views ({rate:.1f} photos/s)")
     reader.close()
-    return Cache(torch.cat(frozen), torch.cat(answers), torch.cat(pooled), torch.tensor(labels), sources)
+    return Cache(
+        torch.cat(frozen), torch.cat(answers), torch.cat(pooled), torch.tensor(labels), sources
+    )
 
 
 # ---------------------------------------------------------------- training
@@ -225,7 +242,10 @@ def trainable_groups(model: EfficientNetLite0, cfg: dict[str, Any]) -> list[dict
     output: the classifier, then the head and last block, then the blocks below two at a time."""
     lr, decay = cfg["lr"], cfg["lr_decay"]
     blocks = list(range(model.frozen_blocks, len(model.blocks)))[::-1]
-    groups: list[list[torch.nn.Module]] = [[model.classifier], [model.head, model.blocks[blocks[0]]]]
+    groups: list[list[torch.nn.Module]] = [
+        [model.classifier],
+        [model.head, model.blocks[blocks[0]]],
+    ]
     for i in range(1, len(blocks), 2):
         groups.append([model.blocks[j] for j in blocks[i : i + 2]])
     out = []
@@ -234,12 +254,16 @@ def trainable_groups(model: EfficientNetLite0, cfg: dict[str, Any]) -> list[dict
         matrices = [p for p in params if p.ndim > 1]
         vectors = [p for p in params if p.ndim <= 1]
         rate = lr * decay**depth
-        out.append({"params": matrices, "lr": rate, "base_lr": rate, "weight_decay": cfg["weight_decay"]})
+        out.append(
+            {"params": matrices, "lr": rate, "base_lr": rate, "weight_decay": cfg["weight_decay"]}
+        )
         out.append({"params": vectors, "lr": rate, "base_lr": rate, "weight_decay": 0.0})
     return out
 
 
-def logits_from_cache(model: EfficientNetLite0, cache: Cache, view: int, batch: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+def logits_from_cache(
+    model: EfficientNetLite0, cache: Cache, view: int, batch: int = 200
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cat/dog and ImageNet logits of one view of every cached photo (eval mode)."""
     model.eval()
     out, imagenet = [], []
@@ -251,7 +275,9 @@ def logits_from_cache(model: EfficientNetLite0, cache: Cache, view: int, batch: 
     return torch.cat(out), torch.cat(imagenet)
 
 
-def scores(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> dict[str, float]:
+def scores(
+    logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0
+) -> dict[str, float]:
     """Accuracy, log loss and ECE of (temperature-scaled) logits."""
     p_dog = torch.softmax(logits / temperature, dim=1)[:, 1].numpy()
     return probability_scores(p_dog, labels)
@@ -264,7 +290,7 @@ def probability_scores(p_dog: np.ndarray, labels: torch.Tensor) -> dict[str, flo
         "accuracy": round(float(m["accuracy"]), 5),
         "log_loss": round(float(m["log_loss"]), 5),
         "ece": round(expected_calibration_error(y, p_dog), 5),
-        "errors": int(round((1 - m["accuracy"]) * len(y))),
+        "errors": round((1 - m["accuracy"]) * len(y)),
         "count": len(y),
     }
 
@@ -290,6 +316,7 @@ def fine_tune(
     val: Cache,
     test: Cache,
     cfg: dict[str, Any],
+    *,
     log: Callable[[str], None],
     clock: Callable[[], float],
 ) -> tuple[EfficientNetLite0, list[dict[str, float]]]:
@@ -319,7 +346,11 @@ def fine_tune(
         for b in range(steps_per_epoch):
             index = order[b * batch : (b + 1) * batch]
             view = view_of[index]
-            factor = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+            factor = (
+                (step + 1) / warmup
+                if step < warmup
+                else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+            )
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * factor
             x = train.frozen[index, view].float()
@@ -337,7 +368,9 @@ def fine_tune(
             step += 1
             rate = min(cfg["ema_decay"], (1 + step) / (10 + step))
             with torch.no_grad():
-                for e, p in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
+                for e, p in zip(
+                    ema.state_dict().values(), model.state_dict().values(), strict=True
+                ):
                     if e.is_floating_point():
                         e.mul_(rate).add_(p.detach(), alpha=1 - rate)
                     else:
@@ -377,14 +410,26 @@ def plot_curve(report: dict[str, Any], path: Path) -> None:
     left, right = fig.subplots(1, 2)
     minutes = [row["minutes"] for row in curve]
     for split in ("val", "test"):
-        left.plot(minutes, [row[f"ema_{split}_accuracy"] for row in curve], marker="o", label=f"{split} (EMA)")
-        right.plot(minutes, [row[f"ema_{split}_log_loss"] for row in curve], marker="o", label=f"{split} (EMA)")
+        left.plot(
+            minutes,
+            [row[f"ema_{split}_accuracy"] for row in curve],
+            marker="o",
+            label=f"{split} (EMA)",
+        )
+        right.plot(
+            minutes,
+            [row[f"ema_{split}_log_loss"] for row in curve],
+            marker="o",
+            label=f"{split} (EMA)",
+        )
     probe = report["probe"]["test"]
     left.axhline(probe["accuracy"], color="grey", linestyle=":", label="linear probe, test")
     left.axhline(0.994, color="red", linestyle="--", label="99.4% goal")
     right.axhline(0.025, color="red", linestyle="--", label="0.025 goal")
     left.set(xlabel="minutes since start (2 shared CPU cores)", ylabel="accuracy", title="accuracy")
-    right.set(xlabel="minutes since start", ylabel="log loss (before temperature)", title="log loss")
+    right.set(
+        xlabel="minutes since start", ylabel="log loss (before temperature)", title="log loss"
+    )
     left.legend()
     right.legend()
     fig.tight_layout()
@@ -416,18 +461,33 @@ def main(argv: list[str] | None = None) -> int:
     prepare_dataset(raw, data, DataParams(**cfg["data_params"]), show_progress=False)
     splits = {s: manifest_split(data, raw, s) for s in ("train", "val", "test")}
     if args.limit:
-        splits = {s: SplitPhotos(p.root, p.items[:: max(1, len(p.items) // args.limit)][: args.limit]) for s, p in splits.items()}
+        splits = {
+            s: SplitPhotos(p.root, p.items[:: max(1, len(p.items) // args.limit)][: args.limit])
+            for s, p in splits.items()
+        }
     log("split: " + ", ".join(f"{s} {len(p.items)}" for s, p in splits.items()))
     mean, std = input_normalisation("efficientnet_lite0")
-    preprocessing = Preprocessing(size=cfg["image_size"], mean=mean, std=std, resample=cfg["resample"])
-    options = {"frozen_blocks": cfg["frozen_blocks"], "imagenet_head": True, "dropout": cfg["dropout"]}
+    preprocessing = Preprocessing(
+        size=cfg["image_size"], mean=mean, std=std, resample=cfg["resample"]
+    )
+    options = {
+        "frozen_blocks": cfg["frozen_blocks"],
+        "imagenet_head": True,
+        "dropout": cfg["dropout"],
+    }
     model = load_imagenet_weights(EfficientNetLite0(**options))
     scale = tuple(cfg["crop_scale"])
     model.eval()
     teacher = teacher_session(model, preprocessing.size, out)
     caches = {
         split: build_cache(
-            teacher, photos, preprocessing, crops=cfg["crop_views"] if split == "train" else 0, scale=scale, seed=cfg["seed"], log=log
+            teacher,
+            photos,
+            preprocessing,
+            crops=cfg["crop_views"] if split == "train" else 0,
+            scale=scale,
+            seed=cfg["seed"],
+            log=log,
         )
         for split, photos in splits.items()
     }
@@ -443,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"linear probe: {probe}")
 
     probe_model = copy.deepcopy(model)
-    ema, curve = fine_tune(model, train, val, test, cfg, log, clock)
+    ema, curve = fine_tune(model, train, val, test, cfg, log=log, clock=clock)
     candidates = {"probe": probe_model, "raw": model, "ema": ema}
     final: dict[str, Any] = {}
     for name, candidate in candidates.items():
@@ -470,11 +530,18 @@ def main(argv: list[str] | None = None) -> int:
     gflops = count_gflops(chosen, preprocessing.size)
     report: dict[str, Any] = {
         "benchmark": "reference model CPU recipe (EfficientNet-Lite0 from ImageNet weights)",
-        "command": "python -m benchmarks.reference_recipe" + (f" --limit {args.limit}" if args.limit else "") + (f" --epochs {args.epochs}" if args.epochs else ""),
+        "command": "python -m benchmarks.reference_recipe"
+        + (f" --limit {args.limit}" if args.limit else "")
+        + (f" --epochs {args.epochs}" if args.epochs else ""),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "recipe": cfg,
         "photos": {s: len(c.labels) for s, c in caches.items()},
-        "hardware": {"cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__, "load_average_at_end": os.getloadavg()},
+        "hardware": {
+            "cpu_count": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "load_average_at_end": os.getloadavg(),
+        },
         "cache_minutes": round(cache_minutes, 2),
         "wall_minutes": round(train_minutes, 2),
         "probe": probe,
@@ -507,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         arch="efficientnet_lite0",
         arch_kwargs={**options, "temperature": temperature},
         preprocessing=preprocessing,
-        params={"recipe": cfg},
+        # `raw` and `data` as a `catdog train` checkpoint names them: export scores the originals.
+        params={"raw": cfg["raw"], "data": cfg["data"], "recipe": cfg},
         epoch=cfg["epochs"],
         metrics=metrics,
         extra={
@@ -524,7 +592,15 @@ def main(argv: list[str] | None = None) -> int:
     name = "reference_recipe"
     (results / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     plot_curve(report, results / f"{name}_curve.png")
-    log(json.dumps({k: report[k] for k in ("wall_minutes", "temperature", "test", "pet_flagged_test_photos")}, indent=1))
+    log(
+        json.dumps(
+            {
+                k: report[k]
+                for k in ("wall_minutes", "temperature", "test", "pet_flagged_test_photos")
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

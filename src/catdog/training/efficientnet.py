@@ -67,9 +67,7 @@ class MBConv(nn.Module):
         hidden = c_in * expand
         self.expand = conv_bn(c_in, hidden, 1) if expand != 1 else None
         self.depthwise = conv_bn(hidden, hidden, kernel, stride, groups=hidden)
-        self.project = nn.Sequential(
-            SameConv(hidden, c_out, 1), nn.BatchNorm2d(c_out, eps=BN_EPS)
-        )
+        self.project = nn.Sequential(SameConv(hidden, c_out, 1), nn.BatchNorm2d(c_out, eps=BN_EPS))
         self.residual = stride == 1 and c_in == c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

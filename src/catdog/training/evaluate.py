@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from catdog.data.manifest import MANIFEST_NAME as MANIFEST
 from catdog.data.params import DataParams
 from catdog.data.sources import RawFile, RawReader, list_files
 from catdog.errors import DataError, ImageError, ModelError
@@ -40,6 +41,9 @@ class EvaluateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: Path = Path("data/prepared/test")
+    # Where the originals are that data/prepared/manifest.csv lists: `data` then means those
+    # originals (as serving receives them), not the resized copies. None scores `data` as it is.
+    raw: Path | None = None
     batch_size: int = Field(32, ge=1)
 
 
@@ -102,8 +106,31 @@ class PhotoSet:
         return PhotoSet(self.root, [self.photos[i] for i in picks])
 
 
-def find_photos(root: Path) -> PhotoSet:
-    """The files of a class-folder tree or zip (cat/cats/Cat... at any depth, as the data stage)."""
+def manifest_photos(manifest: Path, raw: Path, split: str | None) -> PhotoSet:
+    """The originals a data stage's manifest kept (in `split`, or in all splits), under `raw`."""
+    if not raw.exists():
+        raise DataError(f"the original photos {raw} that {manifest} lists do not exist")
+    photos: list[LabelledPhoto] = []
+    with manifest.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["status"] == "kept" and (split is None or row["split"] == split):
+                photos.append(LabelledPhoto(row["source_path"], row["label"]))
+    if not photos:
+        raise DataError(f"{manifest} keeps no photos in split {split!r}")
+    return PhotoSet(raw, sorted(photos, key=lambda photo: photo.source))
+
+
+def find_photos(root: Path, raw: Path | None = None) -> PhotoSet:
+    """The files of a class-folder tree or zip (cat/cats/Cat... at any depth, as the data stage).
+
+    With `raw` (where the originals are) and a data stage's output (`root` is the prepared
+    folder or one of its splits, beside manifest.csv), the photos are the originals the manifest
+    kept there: what serving would be sent, not the resized copies.
+    """
+    if raw is not None:
+        for manifest, split in ((root / MANIFEST), None), ((root.parent / MANIFEST), root.name):
+            if manifest.is_file():
+                return manifest_photos(manifest, raw, split)
     if not root.exists():
         raise DataError(f"no dataset at {root}")
     files: list[RawFile] = list_files(root)
@@ -145,6 +172,7 @@ class Evaluation:
             "f1": m["f1"],
             "roc_auc": m["roc_auc"],
             "log_loss": m["log_loss"],
+            "ece": round(expected_calibration_error(self.labels, self.p_dog), 6),
             # Named cells rather than a nested list: self-describing, and DVC diffs numbers.
             "confusion_matrix": {
                 "actual_cat": {"predicted_cat": m["tn"], "predicted_dog": m["fp"]},
@@ -234,11 +262,11 @@ def evaluate(
 
 
 def evaluate_model(
-    spec: str | None, data: Path, *, batch_size: int
+    spec: str | None, data: Path, *, batch_size: int, raw: Path | None = None
 ) -> tuple[Evaluation, dict[str, Any]]:
     """Evaluate what `--model` names (ONNX, export folder, registry URI, `.pt`, or the default)
     and describe which model that turned out to be."""
-    photos = find_photos(data)
+    photos = find_photos(data, raw)
     if spec is not None and spec.endswith(".pt"):
         scorer = CheckpointScorer(Path(spec))
         described: dict[str, Any] = {

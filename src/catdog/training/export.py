@@ -250,8 +250,11 @@ def export_checkpoint(
     """
     loaded = load_checkpoint(checkpoint)
     preprocessing = loaded.preprocessing
-    photos = find_photos(data)
-    test_set = find_photos(split_or_root(data, "test"))
+    # The originals the checkpoint trained from (its train.raw), when `data` has their manifest:
+    # parity, int8 and the test figures then see what serving sees.
+    raw = Path(loaded.params["raw"]) if loaded.params.get("raw") else None
+    photos = find_photos(data, raw)
+    test_set = find_photos(split_or_root(data, "test"), raw)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         fp32_path = Path(tmp) / MODEL_FILE
@@ -263,7 +266,7 @@ def export_checkpoint(
         quantization = Quantization(attempted=False, reason="off (export.quantize: false)")
         int8_test: Evaluation | None = None
         if params.quantize:
-            calibration_set = find_photos(split_or_root(data, "train"))
+            calibration_set = find_photos(split_or_root(data, "train"), raw)
             int8_test, calibrated = _quantize_and_test(
                 fp32_path, preprocessing, calibration_set, test_set, params
             )

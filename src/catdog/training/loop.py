@@ -47,7 +47,6 @@ from catdog.training.augment import augment, mix, soft_targets
 from catdog.training.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from catdog.training.data import (
     PhotoTensors,
-    SplitPhotos,
     data_hash,
     decode_photos,
     list_photos,

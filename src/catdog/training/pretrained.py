@@ -62,9 +62,7 @@ def weight_map() -> dict[str, str]:
             package, model = f"_blocks.{index}", f"blocks.{index}"
             if expand != 1:
                 table |= _conv_bn(f"{package}._expand_conv", f"{package}._bn0", f"{model}.expand")
-            table |= _conv_bn(
-                f"{package}._depthwise_conv", f"{package}._bn1", f"{model}.depthwise"
-            )
+            table |= _conv_bn(f"{package}._depthwise_conv", f"{package}._bn1", f"{model}.depthwise")
             table |= _conv_bn(f"{package}._project_conv", f"{package}._bn2", f"{model}.project")
             index += 1
     table |= _conv_bn("_conv_head", "_bn1", "head")
