@@ -92,6 +92,7 @@ class EfficientNetLite0(nn.Module):
         frozen_blocks: int = 0,
         imagenet_head: bool = False,
         temperature: float = 1.0,
+        frozen_batchnorm: bool = False,
     ) -> None:
         super().__init__()
         if not 0 <= frozen_blocks <= NUM_BLOCKS:
@@ -99,6 +100,7 @@ class EfficientNetLite0(nn.Module):
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, not {temperature}")
         self.frozen_blocks = frozen_blocks
+        self.frozen_batchnorm = frozen_batchnorm
         # Calibration: the cat/dog logits are divided by a temperature fitted on val after
         # training, so that the served probabilities mean what they say.
         self.temperature = float(temperature)
@@ -133,6 +135,10 @@ class EfficientNetLite0(nn.Module):
         super().train(mode)
         for module in self.frozen_modules():
             module.eval()
+        if self.frozen_batchnorm:  # small batches: keep ImageNet's statistics everywhere
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
         return self
 
     def frozen_features(self, x: torch.Tensor) -> torch.Tensor:
