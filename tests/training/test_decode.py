@@ -27,10 +27,10 @@ from catdog.training.models import input_normalisation
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The data stage run for real on 12 bundled photos: (prepared folder, raw folder)."""
+    """The data stage run for real on 40 bundled photos: (prepared folder, raw folder)."""
     root = tmp_path_factory.mktemp("pipeline")
     raw = root / "raw"
-    for photo, label in sample_photos(6):
+    for photo, label in sample_photos(20):
         (raw / label.title()).mkdir(parents=True, exist_ok=True)
         shutil.copy(photo, raw / label.title() / photo.name)
     out = root / "prepared"
@@ -54,7 +54,7 @@ def test_training_sees_exactly_what_serving_computes_from_the_original_bytes(
         served = np.stack([preprocessing((raw / s).read_bytes()) for s in decoded.sources])
         np.testing.assert_allclose(ours, served, rtol=0, atol=1e-5)
         seen += len(decoded)
-    assert seen == 12
+    assert seen == 40
     assert {split for split in splits} >= {"train", "val"}
 
 

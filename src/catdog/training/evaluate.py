@@ -74,12 +74,11 @@ class CheckpointScorer:
         return self._preprocessing
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Softmax probabilities, in the order of `preprocessing.classes`."""
-        import torch  # noqa: PLC0415
+        """Softmax probabilities in the order of `preprocessing.classes` (then the pet score,
+        for models with one), exactly as the ONNX export answers."""
+        from catdog.training.export import torch_probabilities  # noqa: PLC0415
 
-        with torch.inference_mode():
-            logits = self._model(torch.from_numpy(batch))
-            return torch.softmax(logits, dim=1).numpy().astype(np.float32)
+        return torch_probabilities(self._model, batch).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -160,6 +159,8 @@ class Evaluation:
     p_dog: np.ndarray
     refused: list[Refusal]
     unlabelled: list[str]
+    # Each photo's pet score, for models that output one (None otherwise).
+    pet_scores: np.ndarray | None = None
 
     def scores(self) -> dict[str, Any]:
         """The numbers alone: what a model card and a registry tag record."""
@@ -241,10 +242,14 @@ def evaluate(
     refused: list[Refusal] = []
     scored: list[LabelledPhoto] = []
     p_dog: list[np.ndarray] = []
+    pets: list[np.ndarray] = []
     with progress() as bar:
         task = bar.add_task(description, total=len(photo_set.photos))
         for batch, photos in iter_batches(photo_set, scorer.preprocessing, batch_size, refused):
-            p_dog.append(scorer.predict_batch(batch)[:, dog])
+            rows = scorer.predict_batch(batch)
+            p_dog.append(rows[:, dog])
+            if rows.shape[1] > len(classes):  # the pet score rides after the probabilities
+                pets.append(rows[:, -1])
             scored += photos
             bar.update(task, completed=len(scored) + len(refused))
     if not scored:
@@ -258,6 +263,7 @@ def evaluate(
         p,
         refused,
         photo_set.unlabelled,
+        np.concatenate(pets) if pets else None,
     )
 
 

@@ -64,6 +64,9 @@ class ExportParams(BaseModel):
     parity_photos: int = Field(32, ge=1)
     calibration_photos: int = Field(64, ge=1)
     batch_size: int = Field(32, ge=1)
+    # Models with a pet score: the not-a-pet threshold is the score under which this fraction
+    # of the val split's cats and dogs fall (test then measures it).
+    pet_val_flagged: float = Field(0.005, gt=0, lt=1)
 
 
 def has_pet_head(model: nn.Module) -> bool:
@@ -217,6 +220,23 @@ def int8_decision(
     )
 
 
+def pet_threshold(val: Evaluation, test: Evaluation, val_flagged: float) -> dict[str, Any]:
+    """The not-a-pet threshold, chosen on val photos alone, and what it flags on test."""
+    if val.pet_scores is None or test.pet_scores is None:
+        raise ExportError("the model has an ImageNet head but its export gave no pet_score")
+    threshold = float(f"{np.quantile(val.pet_scores, val_flagged):.2g}")  # a number to retype
+    return {
+        "output": PET_OUTPUT_NAME,
+        "score": "softmax mass on ImageNet's cat (281-285) and dog (151-268) classes",
+        "threshold": threshold,
+        "rule": f"the {val_flagged:.1%} quantile of the val split's cat and dog pet scores",
+        "val_photos": len(val.pet_scores),
+        "test_photos": len(test.pet_scores),
+        "test_flagged_fraction": round(float((test.pet_scores < threshold).mean()), 6),
+        "setting": "CATDOG_PET_THRESHOLD overrides the threshold in the service",
+    }
+
+
 def _opset(path: Path) -> int:
     import onnx  # noqa: PLC0415
 
@@ -263,6 +283,11 @@ def export_checkpoint(
         parity_arrays = load_arrays(photos.subset(params.parity_photos), preprocessing)
         parity = parity_max_abs_diff(loaded.model, fp32, parity_arrays, params.parity_tolerance)
         fp32_test = evaluate(fp32, test_set, batch_size=params.batch_size, description="fp32 test")
+        not_a_pet = None
+        if has_pet_head(loaded.model):
+            val_set = find_photos(split_or_root(data, "val"), raw)
+            fp32_val = evaluate(fp32, val_set, batch_size=params.batch_size, description="fp32 val")
+            not_a_pet = pet_threshold(fp32_val, fp32_test, params.pet_val_flagged)
         quantization = Quantization(attempted=False, reason="off (export.quantize: false)")
         int8_test: Evaluation | None = None
         if params.quantize:
@@ -288,6 +313,7 @@ def export_checkpoint(
             "parity_max_abs_diff": parity,
             "parity_photos": len(parity_arrays),
             "test_data": test_set.root,
+            "not_a_pet": not_a_pet,
         }
         onnx_path = _place(fp32_path, out_dir)
         card = _card(onnx_path, registered, loaded.metrics, fp32_test, quantized=False, **common)

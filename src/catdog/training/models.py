@@ -201,7 +201,7 @@ def build_model(
         if arch == "efficientnet_lite0":
             model = EfficientNetLite0(num_classes, **arch_kwargs)
             return load_imagenet_weights(model) if pretrained else model
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad options for {arch}: {exc}") from exc
     raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 
