@@ -122,6 +122,8 @@ class OnnxClassifier:
         self.card: dict[str, Any] = card if card is not None else read_card(onnx_path)
         self.preprocessing = card_preprocessing(onnx_path, self.card)
         self.version = str(self.card.get("version", "unknown"))
+        # Under this pet score a photo is "not a pet"; CATDOG_PET_THRESHOLD may override it.
+        self.pet_threshold = card_pet_threshold(self.card)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -176,7 +178,7 @@ class OnnxClassifier:
 
     def to_prediction(self, scores: np.ndarray) -> Prediction:
         """One row of `predict_batch` to a labelled answer."""
-        return to_prediction(self.classes, scores, card_pet_threshold(self.card))
+        return to_prediction(self.classes, scores, self.pet_threshold)
 
     def classify(self, sources: Sequence[bytes | Path]) -> list[Prediction]:
         """Classify several photos in one batch (raises on the first unusable one)."""

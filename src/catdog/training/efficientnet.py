@@ -88,6 +88,7 @@ class EfficientNetLite0(nn.Module):
     def __init__(
         self,
         num_classes: int = 2,
+        *,
         dropout: float = 0.2,
         frozen_blocks: int = 0,
         imagenet_head: bool = False,
