@@ -184,7 +184,8 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: np.ndarray) -> 
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared))
+        # ONNX's own shape inference: the symbolic one cannot follow the pet score's gather.
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared),
             str(int8_path),
