@@ -73,7 +73,7 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.expand(x) if self.expand is not None else x
         out = self.project(self.depthwise(out))
-        return x + out if self.residual else out
+        return x + out if self.residual else out  # type: ignore[no-any-return]
 
 
 class EfficientNetLite0(nn.Module):
@@ -157,7 +157,7 @@ class EfficientNetLite0(nn.Module):
             x = self.stem(x)
         for block in self.blocks[self.frozen_blocks :]:
             x = block(x)
-        return self.head(x).mean(dim=(2, 3))
+        return self.head(x).mean(dim=(2, 3))  # type: ignore[no-any-return]
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised photos [N, 3, S, S] to pooled features [N, 1280]."""

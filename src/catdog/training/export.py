@@ -130,8 +130,9 @@ def torch_probabilities(model: nn.Module, batch: np.ndarray) -> np.ndarray:
         out = ProbabilitiesHead(model).eval()(torch.from_numpy(batch))
     if isinstance(out, tuple):
         probabilities, pets = out
-        return torch.cat([probabilities, pets[:, None]], dim=1).numpy()
-    return out.numpy()
+        out = torch.cat([probabilities, pets[:, None]], dim=1)
+    scores: np.ndarray = out.numpy()
+    return scores
 
 
 def parity_max_abs_diff(

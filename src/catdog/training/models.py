@@ -171,7 +171,8 @@ class MobileNetSE(nn.Module):
 def _resnet18(num_classes: int) -> nn.Module:
     from torchvision.models import resnet18  # noqa: PLC0415 - torchvision is slow to import
 
-    return resnet18(weights=None, num_classes=num_classes)
+    model: nn.Module = resnet18(weights=None, num_classes=num_classes)
+    return model
 
 
 def input_normalisation(
