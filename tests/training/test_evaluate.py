@@ -177,3 +177,14 @@ def test_with_raw_a_prepared_split_means_its_original_photos(tmp_path: Path) -> 
     assert all((raw / p.source).is_file() for p in photos.photos)
     everything = find_photos(out, raw)
     assert len(everything.photos) == 20
+
+
+def test_expected_calibration_error_tells_overconfidence_from_calibration() -> None:
+    from catdog.training.evaluate import expected_calibration_error  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    p_dog = rng.uniform(0, 1, 20_000)
+    calibrated = (rng.uniform(0, 1, p_dog.size) < p_dog).astype(int)
+    assert expected_calibration_error(calibrated, p_dog) < 0.02
+    overconfident = np.where(p_dog >= 0.5, 0.999, 0.001)  # same answers, 99.9% sure of each
+    assert expected_calibration_error(calibrated, overconfident) > 0.2
