@@ -55,6 +55,7 @@ from catdog.training.data import (
 )
 from catdog.training.models import build_model, count_gflops, input_normalisation
 from catdog.training.params import TrainParams
+from catdog.training.pretrained import LICENCE, ORIGIN
 from catdog.training.tracking import MlflowTracking, NoTracking, Tracker, git_commit
 
 EVAL_BATCH = 256
@@ -250,6 +251,8 @@ class Trainer:
             "gflops": count_gflops(self.model, self.preprocessing.size),
             "mlflow_run_id": None,
         }
+        if params.pretrained:  # the card names where the starting weights came from
+            self.extra |= {"weights_origin": ORIGIN, "weights_licence": LICENCE}
         self.model.to(self.runtime.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
