@@ -19,6 +19,11 @@ from catdog.preprocess import DEFAULT_MAX_PIXELS, Preprocessing
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
+# Models that keep ImageNet's classifier also output the softmax mass on its cat and dog classes.
+PET_OUTPUT_NAME = "pet_score"
+# Below this pet score a photo is "not a pet" unless the card (or CATDOG_PET_THRESHOLD) says
+# otherwise: measured on non-pet images against cat/dog test photos (README, "Not a pet").
+DEFAULT_PET_THRESHOLD = 0.1
 
 
 @dataclass(frozen=True)
@@ -34,14 +39,27 @@ class Prediction:
     is_pet: bool | None = None
 
 
-def to_prediction(classes: Sequence[str], probabilities: np.ndarray) -> Prediction:
-    """One row of probabilities to a labelled answer."""
+def to_prediction(
+    classes: Sequence[str], scores: np.ndarray, pet_threshold: float = DEFAULT_PET_THRESHOLD
+) -> Prediction:
+    """One row of `predict_batch` to a labelled answer: the class probabilities, then the pet
+    score when the model has one (a photo under `pet_threshold` is not a pet)."""
+    probabilities = scores[: len(classes)]
     best = int(np.argmax(probabilities))
+    pet = float(scores[len(classes)]) if len(scores) > len(classes) else None
     return Prediction(
         label=classes[best],
         confidence=float(probabilities[best]),
         probabilities={c: float(p) for c, p in zip(classes, probabilities, strict=True)},
+        pet_score=pet,
+        is_pet=None if pet is None else pet >= pet_threshold,
     )
+
+
+def card_pet_threshold(card: dict[str, Any]) -> float:
+    """The pet-score threshold the model card recommends (measured at export), else the default."""
+    not_a_pet = card.get("not_a_pet") or {}
+    return float(not_a_pet.get("threshold", DEFAULT_PET_THRESHOLD))
 
 
 def card_preprocessing(onnx_path: Path, card: dict[str, Any]) -> Preprocessing:
@@ -79,9 +97,9 @@ class ServedModel:
         """Class names in the order of the model's output columns."""
         return self.preprocessing.classes
 
-    def to_prediction(self, probabilities: np.ndarray) -> Prediction:
-        """One row of probabilities to a labelled answer."""
-        return to_prediction(self.classes, probabilities)
+    def to_prediction(self, scores: np.ndarray) -> Prediction:
+        """One row of `predict_batch` to a labelled answer."""
+        return to_prediction(self.classes, scores, card_pet_threshold(self.card))
 
 
 class OnnxClassifier:
@@ -104,6 +122,8 @@ class OnnxClassifier:
         self.card: dict[str, Any] = card if card is not None else read_card(onnx_path)
         self.preprocessing = card_preprocessing(onnx_path, self.card)
         self.version = str(self.card.get("version", "unknown"))
+        # Under this pet score a photo is "not a pet"; CATDOG_PET_THRESHOLD may override it.
+        self.pet_threshold = card_pet_threshold(self.card)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -119,16 +139,29 @@ class OnnxClassifier:
         names = [i.name for i in self.session.get_inputs()]
         if names != [INPUT_NAME]:
             raise ModelError(f"{onnx_path} must have one input named {INPUT_NAME!r}, has {names}")
+        outputs = [o.name for o in self.session.get_outputs()]
+        if OUTPUT_NAME not in outputs:
+            raise ModelError(f"{onnx_path} has no output named {OUTPUT_NAME!r}, has {outputs}")
+        self._outputs = [OUTPUT_NAME] + [n for n in outputs if n == PET_OUTPUT_NAME]
 
     @property
     def classes(self) -> tuple[str, ...]:
         """Class names in the order of the model's output columns."""
         return self.preprocessing.classes
 
+    @property
+    def has_pet_score(self) -> bool:
+        """Whether the model also says if a photo shows a pet at all."""
+        return PET_OUTPUT_NAME in self._outputs
+
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Normalised float32 [N, 3, S, S] to probabilities [N, classes]."""
-        outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
-        return np.asarray(outputs[0], dtype=np.float32)
+        """Normalised float32 [N, 3, S, S] to scores [N, classes (+1)]: the class
+        probabilities, then the pet score when the model has one."""
+        outputs = self.session.run(self._outputs, {INPUT_NAME: batch})
+        columns = [np.asarray(outputs[0], dtype=np.float32)]
+        if len(outputs) > 1:
+            columns.append(np.asarray(outputs[1], dtype=np.float32).reshape(-1, 1))
+        return np.concatenate(columns, axis=1) if len(columns) > 1 else columns[0]
 
     def score_each(
         self, prepared: Sequence[np.ndarray | CatdogError]
@@ -143,9 +176,9 @@ class OnnxClassifier:
         """One photo to a model input; raises ImageError for what is not a usable photo."""
         return self.preprocessing(source, max_pixels=max_pixels)
 
-    def to_prediction(self, probabilities: np.ndarray) -> Prediction:
-        """One row of probabilities to a labelled answer."""
-        return to_prediction(self.classes, probabilities)
+    def to_prediction(self, scores: np.ndarray) -> Prediction:
+        """One row of `predict_batch` to a labelled answer."""
+        return to_prediction(self.classes, scores, self.pet_threshold)
 
     def classify(self, sources: Sequence[bytes | Path]) -> list[Prediction]:
         """Classify several photos in one batch (raises on the first unusable one)."""

@@ -38,27 +38,50 @@ READY_TIMEOUT_S = 20.0
 
 
 def write_tiny_model(
-    folder: Path, *, version: str = "tiny-1", size: int = 32, swap: bool = False
+    folder: Path,
+    *,
+    version: str = "tiny-1",
+    size: int = 32,
+    swap: bool = False,
+    pet_threshold: float | None = None,
 ) -> Path:
-    """A real ONNX classifier: red-heavy photos are cats, blue-heavy are dogs (`swap` flips)."""
+    """A real ONNX classifier: red-heavy photos are cats, blue-heavy are dogs (`swap` flips).
+    With `pet_threshold` it also outputs `pet_score`, near 0 for green-heavy photos and near 1
+    otherwise, and its card recommends that threshold."""
     from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
 
     weights = np.array([[4.0, -4.0], [0.0, 0.0], [-4.0, 4.0]], dtype=np.float32)
     if swap:
         weights = weights[:, ::-1].copy()
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["means"], axes=[2, 3], keepdims=0),
+        helper.make_node("Gemm", ["means", "weights", "bias"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])]
+    initializers = [
+        numpy_helper.from_array(weights, "weights"),
+        numpy_helper.from_array(np.zeros(2, dtype=np.float32), "bias"),
+    ]
+    if pet_threshold is not None:
+        nodes += [
+            helper.make_node("Gemm", ["means", "pet_weights", "pet_bias"], ["pet_logit"]),
+            helper.make_node("Sigmoid", ["pet_logit"], ["pet_column"]),
+            helper.make_node("Flatten", ["pet_column"], ["pet_flat"], axis=0),
+            helper.make_node("Squeeze", ["pet_flat", "zero"], ["pet_score"]),
+        ]
+        outputs.append(helper.make_tensor_value_info("pet_score", TensorProto.FLOAT, ["N"]))
+        initializers += [
+            numpy_helper.from_array(np.array([[0.0], [-8.0], [0.0]], np.float32), "pet_weights"),
+            numpy_helper.from_array(np.array([2.0], np.float32), "pet_bias"),
+            numpy_helper.from_array(np.array([0], np.int64), "zero"),
+        ]
     graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["image"], ["means"], axes=[2, 3], keepdims=0),
-            helper.make_node("Gemm", ["means", "weights", "bias"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-        ],
+        nodes,
         "tiny",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, size, size])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])],
-        [
-            numpy_helper.from_array(weights, "weights"),
-            numpy_helper.from_array(np.zeros(2, dtype=np.float32), "bias"),
-        ],
+        outputs,
+        initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -72,6 +95,8 @@ def write_tiny_model(
         "preprocessing": Preprocessing(size=size).to_dict(),
         "metrics": {},
     }
+    if pet_threshold is not None:
+        card["not_a_pet"] = {"output": "pet_score", "threshold": pet_threshold}
     (folder / "model.card.json").write_text(json.dumps(card), encoding="utf-8")
     return path
 

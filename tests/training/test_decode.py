@@ -1,32 +1,95 @@
-"""Decode-once data: labels from folder names, refusals listed, serving-identical normalisation."""
+"""Decode-once data: the originals as serving sees them, labels from folders, refusals listed."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from photo_sets import sample_photos, write_prepared
 
+from catdog.data.params import DataParams
+from catdog.data.prepare import prepare_dataset
 from catdog.errors import TrainingError
 from catdog.preprocess import Preprocessing, load_rgb
-from catdog.training.data import data_hash, decode_photos, list_photos, normalise, split_folders
+from catdog.training.data import (
+    data_hash,
+    decode_photos,
+    list_photos,
+    normalise,
+    split_folders,
+    training_splits,
+)
+from catdog.training.models import input_normalisation
 
 
-def test_normalisation_on_the_device_equals_serving_preprocessing(tmp_path: Path) -> None:
-    """Training evaluates exactly what serving computes, photo for photo (raw shelter photos)."""
-    preprocessing = Preprocessing(size=72)
-    for photo, label in sample_photos(6):
-        (tmp_path / label).mkdir(exist_ok=True)
-        shutil.copy(photo, tmp_path / label / photo.name)
-    decoded = decode_photos(tmp_path, preprocessing)
-    ours = normalise(decoded.images, preprocessing).numpy()
-    theirs = np.stack([preprocessing(tmp_path / source) for source in decoded.sources])
-    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
-    assert decoded.images.dtype == torch.uint8
-    assert decoded.images.shape == (12, 3, 72, 72)
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The data stage run for real on 40 bundled photos: (prepared folder, raw folder)."""
+    root = tmp_path_factory.mktemp("pipeline")
+    raw = root / "raw"
+    for photo, label in sample_photos(20):
+        (raw / label.title()).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, raw / label.title() / photo.name)
+    out = root / "prepared"
+    prepare_dataset(raw, out, DataParams(image_size=64, workers=1), show_progress=False)
+    return out, raw
+
+
+def test_training_sees_exactly_what_serving_computes_from_the_original_bytes(
+    prepared: tuple[Path, Path],
+) -> None:
+    """prepare -> the splits training decodes -> normalised tensors, against the service's
+    preprocessing of each original file's bytes: equal within float rounding, photo for photo."""
+    out, raw = prepared
+    mean, std = input_normalisation("efficientnet_lite0")
+    preprocessing = Preprocessing(size=80, mean=mean, std=std)
+    splits = training_splits(out, raw)
+    seen = 0
+    for photos in splits.values():
+        decoded = decode_photos(photos, preprocessing)
+        ours = normalise(decoded.images, preprocessing).numpy()
+        served = np.stack([preprocessing((raw / s).read_bytes()) for s in decoded.sources])
+        np.testing.assert_allclose(ours, served, rtol=0, atol=1e-5)
+        seen += len(decoded)
+    assert seen == 40
+    assert {split for split in splits} >= {"train", "val"}
+
+
+def test_the_prepared_copies_are_not_what_serving_sees(prepared: tuple[Path, Path]) -> None:
+    """Why training reads the originals: the data stage's resized JPEG copies differ."""
+    out, raw = prepared
+    preprocessing = Preprocessing(size=64)
+    with (out / "manifest.csv").open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["split"] == "train"]
+    assert rows
+    for row in rows:
+        copy = preprocessing((out / row["output_path"]).read_bytes())
+        original = preprocessing((raw / row["source_path"]).read_bytes())
+        assert float(np.abs(copy - original).mean()) > 0.005, row["source_path"]
+
+
+def test_a_manifest_without_raw_photos_is_a_clear_error(prepared: tuple[Path, Path]) -> None:
+    out, raw = prepared
+    with pytest.raises(TrainingError, match="do not exist"):
+        training_splits(out, raw.parent / "elsewhere")
+
+
+def test_symlinked_class_folders_are_followed(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    for photo, label in sample_photos(2):
+        (store / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, store / label / photo.name)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "Cat").symlink_to(store / "cat", target_is_directory=True)
+    (data / "Dog").symlink_to(store / "dog", target_is_directory=True)
+    (data / "loop").symlink_to(data, target_is_directory=True)  # a cycle is read once
+    found = sorted((p.relative_to(data).as_posix(), label) for p, label in list_photos(data))
+    assert [label for _, label in found] == [0, 0, 1, 1]
+    assert all(path.startswith(("Cat/", "Dog/")) for path, _ in found)
 
 
 def test_labels_come_from_class_folders_in_any_case_and_depth(tmp_path: Path) -> None:

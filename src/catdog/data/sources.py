@@ -64,15 +64,22 @@ def list_files(raw: Path, *, exclude: Path | None = None) -> list[RawFile]:
 def _list_folder(raw: Path, exclude: Path | None) -> list[RawFile]:
     files = []
     skip = str(exclude)
+    # Symlinked folders are followed (a data set assembled from links reads like a copy); each
+    # real folder is listed once, so a link back up the tree cannot loop.
+    seen: set[str] = set()
     # Plain strings, and one label per folder: listing 25,000 files takes a fraction of a second.
     pending = [(str(raw), "")]
     while pending:
         folder, prefix = pending.pop()
+        real = os.path.realpath(folder)
+        if real in seen:
+            continue
+        seen.add(real)
         # The root's own name counts, so that `--raw PetImages/Cat` still means cats.
         label = label_for_path(f"{raw.name}/{prefix}file")
         with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
+                if entry.is_dir():
                     if entry.path != skip:
                         pending.append((entry.path, f"{prefix}{entry.name}/"))
                     continue

@@ -69,6 +69,8 @@ def predict(
 
     settings = load_settings()
     classifier = OnnxClassifier(resolve_model(model if model is not None else settings.model))
+    if settings.pet_threshold is not None:
+        classifier.pet_threshold = settings.pet_threshold
     paths = expand(images)
     answers = []
     with progress() as bar:
@@ -87,12 +89,14 @@ def predict(
         _print_table(answers)
     refused = sum(a.error is not None for a in answers)
     labels = [a.prediction.label for a in answers if a.prediction is not None]
+    not_pets = sum(a.prediction is not None and a.prediction.is_pet is False for a in answers)
     summary_table(
         "catdog predict",
         [
             ("model", classifier.version),
             ("files", len(answers)),
             *((f"labelled {name}", labels.count(name)) for name in classifier.classes),
+            ("not a pet?", not_pets),
             ("refused", refused),
         ],
     )
@@ -108,6 +112,8 @@ def _as_record(answer: FileAnswer, version: str) -> dict[str, object]:
             "label": answer.prediction.label,
             "confidence": answer.prediction.confidence,
             "probabilities": answer.prediction.probabilities,
+            "is_pet": answer.prediction.is_pet,
+            "pet_score": answer.prediction.pet_score,
             "model_version": version,
         }
     error = answer.error
@@ -122,16 +128,17 @@ def _print_table(answers: list[FileAnswer]) -> None:
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    table = Table("label", "confidence", "refused because")
+    table = Table("label", "confidence", "pet score", "refused because")
     table.add_column("file", overflow="fold")
     for answer in answers:
         if answer.prediction is not None:
-            table.add_row(
-                answer.prediction.label, f"{answer.prediction.confidence:.1%}", "", str(answer.path)
-            )
+            prediction = answer.prediction
+            label = prediction.label if prediction.is_pet is not False else "[red]not a pet?[/]"
+            pet = "" if prediction.pet_score is None else f"{prediction.pet_score:.2f}"
+            table.add_row(label, f"{prediction.confidence:.1%}", pet, "", str(answer.path))
         elif answer.error is not None:
             reason = f"[red]{answer.error.reason}[/]: {answer.error.detail}"
-            table.add_row("", "", reason, str(answer.path))
+            table.add_row("", "", "", reason, str(answer.path))
     Console().print(table)
 
 

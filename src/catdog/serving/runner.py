@@ -390,9 +390,11 @@ def _load(message: Load) -> OnnxClassifier:
     photo = io.BytesIO()
     Image.new("RGB", (2 * size, 2 * size), (128, 96, 64)).save(photo, "JPEG")
     out = model.predict_batch(model.prepare(photo.getvalue())[np.newaxis])
-    if out.shape != (1, len(model.classes)) or not np.allclose(out.sum(axis=1), 1, atol=1e-3):
+    classes = len(model.classes)
+    width = classes + int(model.has_pet_score)  # the pet score rides after the probabilities
+    if out.shape != (1, width) or not np.allclose(out[:, :classes].sum(axis=1), 1, atol=1e-3):
         raise ModelError(
-            f"{model.path} must output probabilities of shape [N, {len(model.classes)}] "
+            f"{model.path} must output probabilities of shape [N, {classes}] "
             f"that sum to 1; got {out.tolist()}"
         )
     release_free_memory()

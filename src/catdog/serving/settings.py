@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         f"time; 0 = cores // workers, at most {MAX_DEFAULT_RUNNERS}.",
     )
     retry_after_s: int = Field(default=1, ge=0, description="Retry-After sent with every 503.")
+    pet_threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="A photo whose pet_score is under this is answered is_pet=false; unset = "
+        "the threshold the model card recommends.",
+    )
     reload_file: Path | None = Field(
         default=None,
         description="Shared file through which a reload reaches every worker; "

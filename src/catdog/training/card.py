@@ -78,6 +78,12 @@ class ModelCard(BaseModel):
     quantization: Quantization
     parity_max_abs_diff: float
     parity_photos: int
+    # Where pretrained weights came from and their licence; None for a model trained from scratch.
+    weights: dict[str, str] | None = None
+    # The temperature the cat/dog logits are divided by (fitted on val); ECE is in metrics.
+    calibration: dict[str, float] | None = None
+    # The not-a-pet answer: output name, recommended threshold, how it was chosen and measured.
+    not_a_pet: dict[str, Any] | None = None
 
 
 def sha256_of(path: Path) -> str:
@@ -114,6 +120,7 @@ def build_card(
     parity_max_abs_diff: float,
     parity_photos: int,
     registered_version: str | None,
+    not_a_pet: dict[str, Any] | None = None,
 ) -> ModelCard:
     """Assemble the card of the ONNX file at `onnx_path`; `extra` is the checkpoint's provenance."""
     run_id = extra.get("mlflow_run_id")
@@ -147,6 +154,17 @@ def build_card(
         quantization=quantization,
         parity_max_abs_diff=parity_max_abs_diff,
         parity_photos=parity_photos,
+        weights=(
+            {"origin": extra["weights_origin"], "licence": extra["weights_licence"]}
+            if extra.get("weights_origin")
+            else None
+        ),
+        calibration=(
+            {"temperature": float(arch_kwargs["temperature"])}
+            if "temperature" in arch_kwargs
+            else None
+        ),
+        not_a_pet=not_a_pet,
     )
 
 

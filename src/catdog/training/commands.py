@@ -83,7 +83,9 @@ def evaluate(
 
     settings = load_section(_params_file(params), "evaluate", EvaluateParams)
     data_dir = data or settings.data
-    evaluation, described = evaluate_model(model, data_dir, batch_size=settings.batch_size)
+    evaluation, described = evaluate_model(
+        model, data_dir, batch_size=settings.batch_size, raw=settings.raw
+    )
     console.print(model_line(described), highlight=False, soft_wrap=True)
     report = evaluation.to_json(model=described, data=str(data_dir))
     if plots is not None:

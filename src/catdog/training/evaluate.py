@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from catdog.data.manifest import MANIFEST_NAME as MANIFEST
 from catdog.data.params import DataParams
 from catdog.data.sources import RawFile, RawReader, list_files
 from catdog.errors import DataError, ImageError, ModelError
@@ -40,6 +41,9 @@ class EvaluateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: Path = Path("data/prepared/test")
+    # Where the originals are that data/prepared/manifest.csv lists: `data` then means those
+    # originals (as serving receives them), not the resized copies. None scores `data` as it is.
+    raw: Path | None = None
     batch_size: int = Field(32, ge=1)
 
 
@@ -70,12 +74,11 @@ class CheckpointScorer:
         return self._preprocessing
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Softmax probabilities, in the order of `preprocessing.classes`."""
-        import torch  # noqa: PLC0415
+        """Softmax probabilities in the order of `preprocessing.classes` (then the pet score,
+        for models with one), exactly as the ONNX export answers."""
+        from catdog.training.export import torch_probabilities  # noqa: PLC0415
 
-        with torch.inference_mode():
-            logits = self._model(torch.from_numpy(batch))
-            return torch.softmax(logits, dim=1).numpy().astype(np.float32)
+        return torch_probabilities(self._model, batch).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,31 @@ class PhotoSet:
         return PhotoSet(self.root, [self.photos[i] for i in picks])
 
 
-def find_photos(root: Path) -> PhotoSet:
-    """The files of a class-folder tree or zip (cat/cats/Cat... at any depth, as the data stage)."""
+def manifest_photos(manifest: Path, raw: Path, split: str | None) -> PhotoSet:
+    """The originals a data stage's manifest kept (in `split`, or in all splits), under `raw`."""
+    if not raw.exists():
+        raise DataError(f"the original photos {raw} that {manifest} lists do not exist")
+    photos: list[LabelledPhoto] = []
+    with manifest.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["status"] == "kept" and (split is None or row["split"] == split):
+                photos.append(LabelledPhoto(row["source_path"], row["label"]))
+    if not photos:
+        raise DataError(f"{manifest} keeps no photos in split {split!r}")
+    return PhotoSet(raw, sorted(photos, key=lambda photo: photo.source))
+
+
+def find_photos(root: Path, raw: Path | None = None) -> PhotoSet:
+    """The files of a class-folder tree or zip (cat/cats/Cat... at any depth, as the data stage).
+
+    With `raw` (where the originals are) and a data stage's output (`root` is the prepared
+    folder or one of its splits, beside manifest.csv), the photos are the originals the manifest
+    kept there: what serving would be sent, not the resized copies.
+    """
+    if raw is not None:
+        for manifest, split in ((root / MANIFEST), None), ((root.parent / MANIFEST), root.name):
+            if manifest.is_file():
+                return manifest_photos(manifest, raw, split)
     if not root.exists():
         raise DataError(f"no dataset at {root}")
     files: list[RawFile] = list_files(root)
@@ -133,6 +159,8 @@ class Evaluation:
     p_dog: np.ndarray
     refused: list[Refusal]
     unlabelled: list[str]
+    # Each photo's pet score, for models that output one (None otherwise).
+    pet_scores: np.ndarray | None = None
 
     def scores(self) -> dict[str, Any]:
         """The numbers alone: what a model card and a registry tag record."""
@@ -145,6 +173,7 @@ class Evaluation:
             "f1": m["f1"],
             "roc_auc": m["roc_auc"],
             "log_loss": m["log_loss"],
+            "ece": round(expected_calibration_error(self.labels, self.p_dog), 6),
             # Named cells rather than a nested list: self-describing, and DVC diffs numbers.
             "confusion_matrix": {
                 "actual_cat": {"predicted_cat": m["tn"], "predicted_dog": m["fp"]},
@@ -213,10 +242,14 @@ def evaluate(
     refused: list[Refusal] = []
     scored: list[LabelledPhoto] = []
     p_dog: list[np.ndarray] = []
+    pets: list[np.ndarray] = []
     with progress() as bar:
         task = bar.add_task(description, total=len(photo_set.photos))
         for batch, photos in iter_batches(photo_set, scorer.preprocessing, batch_size, refused):
-            p_dog.append(scorer.predict_batch(batch)[:, dog])
+            rows = scorer.predict_batch(batch)
+            p_dog.append(rows[:, dog])
+            if rows.shape[1] > len(classes):  # the pet score rides after the probabilities
+                pets.append(rows[:, -1])
             scored += photos
             bar.update(task, completed=len(scored) + len(refused))
     if not scored:
@@ -230,15 +263,16 @@ def evaluate(
         p,
         refused,
         photo_set.unlabelled,
+        np.concatenate(pets) if pets else None,
     )
 
 
 def evaluate_model(
-    spec: str | None, data: Path, *, batch_size: int
+    spec: str | None, data: Path, *, batch_size: int, raw: Path | None = None
 ) -> tuple[Evaluation, dict[str, Any]]:
     """Evaluate what `--model` names (ONNX, export folder, registry URI, `.pt`, or the default)
     and describe which model that turned out to be."""
-    photos = find_photos(data)
+    photos = find_photos(data, raw)
     if spec is not None and spec.endswith(".pt"):
         scorer = CheckpointScorer(Path(spec))
         described: dict[str, Any] = {
@@ -291,3 +325,21 @@ def load_arrays(photo_set: PhotoSet, preprocessing: Preprocessing) -> np.ndarray
     if not batches:
         raise DataError(f"none of the {len(photo_set.photos)} photos in {photo_set.root} decoded")
     return np.concatenate(batches)
+
+
+def expected_calibration_error(labels: np.ndarray, p_dog: np.ndarray, bins: int = 15) -> float:
+    """ECE of the predicted class's confidence: the mean |confidence - accuracy| over equal-width
+    confidence bins, weighted by the photos in each (Guo et al., 2017)."""
+    labels = np.asarray(labels)
+    p_dog = np.asarray(p_dog, dtype=np.float64)
+    predicted = (p_dog >= 0.5).astype(int)
+    confidence = np.where(predicted == 1, p_dog, 1 - p_dog)
+    correct = (predicted == labels).astype(np.float64)
+    edges = np.linspace(0.5, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        chosen = which == b
+        if chosen.any():
+            total += chosen.sum() * abs(confidence[chosen].mean() - correct[chosen].mean())
+    return float(total / max(1, len(labels)))

@@ -1,7 +1,10 @@
 """Turn a checkpoint into what is served: ONNX proven equal to PyTorch, maybe int8, with cards.
 
 The graph ends in softmax, so every runtime reads probabilities in the card's class order and
-no client re-implements the head. An export is written to a staging folder and moved into place
+no client re-implements the head. A model that keeps ImageNet's classifier (the pretrained
+EfficientNet-Lite0) has a second output, `pet_score`: the softmax mass on ImageNet's cat and dog
+classes, computed from the same pooled features, so the not-a-pet answer costs one matrix
+product more. An export is written to a staging folder and moved into place
 only after it passed the parity check, so a failed export never replaces a good model.
 
 Exporter: `torch.onnx.export(dynamo=True)` (torch.export + onnxscript). The TorchScript exporter
@@ -24,7 +27,7 @@ from torch import nn
 
 from catdog.errors import ExportError
 from catdog.model_store import MODEL_FILE, card_path
-from catdog.predictor import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
+from catdog.predictor import INPUT_NAME, OUTPUT_NAME, PET_OUTPUT_NAME, OnnxClassifier
 from catdog.preprocess import Preprocessing
 from catdog.terminal import console
 from catdog.training.card import (
@@ -37,6 +40,7 @@ from catdog.training.card import (
     write_card,
 )
 from catdog.training.checkpoint import LoadedCheckpoint, load_checkpoint
+from catdog.training.efficientnet import EfficientNetLite0, pet_score
 from catdog.training.evaluate import (
     Evaluation,
     PhotoSet,
@@ -78,17 +82,31 @@ class ExportParams(EvidenceParams):
     # training run, or in a new run of this experiment when the store lacks that run.
     registered_model: str | None = MODEL_NAME
     experiment: str = "catdog"
+    # Models with a pet score: the not-a-pet threshold is the score under which this fraction
+    # of the val split's cats and dogs fall (test then measures it).
+    pet_val_flagged: float = Field(0.005, gt=0, lt=1)
+
+
+def has_pet_head(model: nn.Module) -> bool:
+    """Whether the model keeps ImageNet's classifier, whose answer says "is this a pet"."""
+    return isinstance(model, EfficientNetLite0) and model.imagenet_classifier is not None
 
 
 class ProbabilitiesHead(nn.Module):
-    """The classifier with softmax on top: the exported graph outputs probabilities."""
+    """The classifier with softmax on top: the exported graph outputs probabilities (and the
+    pet score, for models that keep ImageNet's classifier)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(image), dim=1)
+    def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        model = self.model
+        if isinstance(model, EfficientNetLite0) and model.imagenet_classifier is not None:
+            pooled = model.pooled(image)
+            probabilities = torch.softmax(model.classify(pooled), dim=1)
+            return probabilities, pet_score(model.imagenet_logits(pooled))
+        return torch.softmax(model(image), dim=1)
 
 
 @dataclass
@@ -108,13 +126,14 @@ def export_onnx(model: nn.Module, size: int, path: Path) -> None:
     head = ProbabilitiesHead(model).eval()
     # A batch of 2: torch.export specialises dimensions of size 1, which would fix the batch.
     sample = torch.zeros(2, 3, size, size)
+    outputs = [OUTPUT_NAME, PET_OUTPUT_NAME] if has_pet_head(model) else [OUTPUT_NAME]
     try:
         torch.onnx.export(
             head,
             (sample,),
             str(path),
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=outputs,
             dynamo=True,
             dynamic_shapes=({0: torch.export.Dim("batch")},),
             external_data=False,
@@ -125,9 +144,15 @@ def export_onnx(model: nn.Module, size: int, path: Path) -> None:
 
 
 def torch_probabilities(model: nn.Module, batch: np.ndarray) -> np.ndarray:
-    """What PyTorch says for a batch: the reference the ONNX file must match."""
+    """What PyTorch says for a batch, in `OnnxClassifier.predict_batch`'s layout (class
+    probabilities, then the pet score when there is one): the reference ONNX must match."""
     with torch.inference_mode():
-        return torch.softmax(model(torch.from_numpy(batch)), dim=1).numpy()
+        out = ProbabilitiesHead(model).eval()(torch.from_numpy(batch))
+    if isinstance(out, tuple):
+        probabilities, pets = out
+        out = torch.cat([probabilities, pets[:, None]], dim=1)
+    scores: np.ndarray = out.numpy()
+    return scores
 
 
 def parity_max_abs_diff(
@@ -180,7 +205,8 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: np.ndarray) -> 
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared))
+        # ONNX's own shape inference: the symbolic one cannot follow the pet score's gather.
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared),
             str(int8_path),
@@ -230,6 +256,23 @@ def int8_decision(
     )
 
 
+def pet_threshold(val: Evaluation, test: Evaluation, val_flagged: float) -> dict[str, Any]:
+    """The not-a-pet threshold, chosen on val photos alone, and what it flags on test."""
+    if val.pet_scores is None or test.pet_scores is None:
+        raise ExportError("the model has an ImageNet head but its export gave no pet_score")
+    threshold = float(f"{np.quantile(val.pet_scores, val_flagged):.2g}")  # a number to retype
+    return {
+        "output": PET_OUTPUT_NAME,
+        "score": "softmax mass on ImageNet's cat (281-285) and dog (151-268) classes",
+        "threshold": threshold,
+        "rule": f"the {val_flagged:.1%} quantile of the val split's cat and dog pet scores",
+        "val_photos": len(val.pet_scores),
+        "test_photos": len(test.pet_scores),
+        "test_flagged_fraction": round(float((test.pet_scores < threshold).mean()), 6),
+        "setting": "CATDOG_PET_THRESHOLD overrides the threshold in the service",
+    }
+
+
 def _opset(path: Path) -> int:
     import onnx  # noqa: PLC0415
 
@@ -254,9 +297,12 @@ def export_checkpoint(
     """
     loaded = load_checkpoint(checkpoint)
     preprocessing = loaded.preprocessing
-    photos = find_photos(data)
-    test_set = find_photos(split_or_root(data, "test"))
-    selection_set = find_photos(split_or_root(data, "val"))
+    # The originals the checkpoint trained from (its train.raw), when `data` has their manifest:
+    # parity, int8 and the test figures then see what serving sees.
+    raw = Path(loaded.params["raw"]) if loaded.params.get("raw") else None
+    photos = find_photos(data, raw)
+    test_set = find_photos(split_or_root(data, "test"), raw)
+    selection_set = find_photos(split_or_root(data, "val"), raw)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         fp32_path = Path(tmp) / MODEL_FILE
@@ -265,15 +311,18 @@ def export_checkpoint(
         parity_arrays = load_arrays(photos.subset(params.parity_photos), preprocessing)
         parity = parity_max_abs_diff(loaded.model, fp32, parity_arrays, params.parity_tolerance)
         fp32_test = evaluate(fp32, test_set, batch_size=params.batch_size, description="fp32 test")
+        fp32_selection = evaluate(
+            fp32, selection_set, batch_size=params.batch_size, description="fp32 selection"
+        )
+        not_a_pet = None
+        if has_pet_head(loaded.model):
+            not_a_pet = pet_threshold(fp32_selection, fp32_test, params.pet_val_flagged)
         quantization = Quantization(attempted=False, reason="off (export.quantize: false)")
         int8_test: Evaluation | None = None
         if params.quantize:
-            calibration_set = find_photos(split_or_root(data, "train"))
+            calibration_set = find_photos(split_or_root(data, "train"), raw)
             int8_selection, calibrated = _quantize_and_test(
                 fp32_path, preprocessing, calibration_set, selection_set, params
-            )
-            fp32_selection = evaluate(
-                fp32, selection_set, batch_size=params.batch_size, description="fp32 selection"
             )
             quantization = int8_decision(fp32_selection, int8_selection, params, calibrated)
             if quantization.kept:
@@ -302,6 +351,7 @@ def export_checkpoint(
             "parity_max_abs_diff": parity,
             "parity_photos": len(parity_arrays),
             "test_data": test_set.root,
+            "not_a_pet": not_a_pet,
         }
         onnx_path = _place(fp32_path, out_dir)
         card = _card(onnx_path, registered, loaded.metrics, fp32_test, quantized=False, **common)

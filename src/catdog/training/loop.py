@@ -51,10 +51,11 @@ from catdog.training.data import (
     decode_photos,
     list_photos,
     normalise,
-    split_folders,
+    training_splits,
 )
-from catdog.training.models import build_model, count_gflops
+from catdog.training.models import build_model, count_gflops, input_normalisation
 from catdog.training.params import TrainParams
+from catdog.training.pretrained import LICENCE, ORIGIN
 from catdog.training.tracking import MlflowTracking, NoTracking, Tracker, git_commit
 
 EVAL_BATCH = 256
@@ -244,8 +245,11 @@ class Trainer:
         self.model = build_model(
             params.arch, pretrained=params.pretrained and resume is None, **params.arch_options
         )
-        self.splits = split_folders(params.data)
-        self.preprocessing = Preprocessing(size=params.image_size or self._prepared_size())
+        self.splits = training_splits(params.data, params.raw)
+        mean, std = input_normalisation(params.arch)
+        self.preprocessing = Preprocessing(
+            size=params.image_size or self._prepared_size(), mean=mean, std=std
+        )
         self.data = self._decode(limit)
         self.extra: dict[str, Any] = {
             "data_hash": data_hash(params.data),
@@ -254,6 +258,8 @@ class Trainer:
             "gflops": count_gflops(self.model, self.preprocessing.size),
             "mlflow_run_id": None,
         }
+        if params.pretrained:  # the card names where the starting weights came from
+            self.extra |= {"weights_origin": ORIGIN, "weights_licence": LICENCE}
         self.model.to(self.runtime.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -284,9 +290,9 @@ class Trainer:
         """The side of the prepared photos (the data stage already resized them)."""
         from PIL import Image  # noqa: PLC0415 - only needed here
 
-        photos = list_photos(self.splits["train"])
+        photos = list_photos(self.params.data / "train")
         if not photos:
-            raise TrainingError(f"no photos in {self.splits['train']}", reason="no_data")
+            raise TrainingError(f"no photos in {self.params.data / 'train'}", reason="no_data")
         with Image.open(photos[0][0]) as image:
             return max(32, image.size[0])
 
@@ -295,18 +301,20 @@ class Trainer:
         decoded: dict[str, PhotoTensors] = {}
         for split, folder in self.splits.items():
             with progress() as bar:
-                total = len(list_photos(folder))
+                total = len(folder.items)
                 task = bar.add_task(f"decode {split}", total=min(total, limit or total))
                 photos = decode_photos(
                     folder, self.preprocessing, limit=limit, on_decoded=partial(bar.advance, task)
                 )
             if split == "train" and min(photos.class_counts().values()) == 0:
                 raise TrainingError(
-                    f"{folder} has photos of one class only: {photos.class_counts()}",
+                    f"{folder.root} has photos of one class only: {photos.class_counts()}",
                     reason="no_data",
                 )
             if len(photos) < self.runtime.world_size:
-                raise TrainingError(f"{folder} has fewer photos than processes", reason="no_data")
+                raise TrainingError(
+                    f"{folder.root} has fewer photos than processes", reason="no_data"
+                )
             for path, reason in photos.refused:
                 console.print(f"[yellow]skipped[/] {path}: {reason}")
             decoded[split] = photos.to(self.runtime.device)

@@ -1,9 +1,12 @@
 """The architectures `catdog train` can fit, all mapping normalised [N, 3, S, S] to logits [N, 2].
 
 - `simple_cnn`: a plain from-scratch baseline (conv-BN-ReLU-pool stages), the number to beat.
-- `resnet18`: torchvision's ResNet-18, optionally from its ImageNet weights (`pretrained=True`).
+- `resnet18`: torchvision's ResNet-18, from scratch (no ImageNet weights: those would be a
+  download at run time).
 - `mobilenet_se`: a compact MobileNetV2-style net (inverted residuals, depthwise convolutions,
   squeeze-excitation, width multiplier) sized for small photos: cheap to serve on a CPU core.
+- `efficientnet_lite0`: EfficientNet-Lite0 (`catdog.training.efficientnet`), from ImageNet
+  weights that an installed package ships (`pretrained=True`): the reference model's backbone.
 
 Every model ends in global average pooling, so any input size S >= 32 works, and uses only
 operators that export to ONNX with a dynamic batch.
@@ -16,12 +19,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from catdog.errors import ConfigError, PretrainedWeightsError
+from catdog.errors import ConfigError
+from catdog.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from catdog.training.efficientnet import EfficientNetLite0
+from catdog.training.pretrained import load_imagenet_weights
 
-ARCHITECTURES: tuple[str, ...] = ("simple_cnn", "resnet18", "mobilenet_se")
-# torchvision's ImageNet weights for ResNet-18; a module constant so tests can point it at a
-# local server. The file name's hash prefix is checked after download.
-RESNET18_WEIGHTS_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+ARCHITECTURES: tuple[str, ...] = ("simple_cnn", "resnet18", "mobilenet_se", "efficientnet_lite0")
+PRETRAINED: tuple[str, ...] = ("efficientnet_lite0",)
+# Input normalisation (mean, std) per architecture: the TensorFlow-trained EfficientNet-Lite
+# weights expect pixels scaled to [-1, 1]; the rest use ImageNet's statistics.
+_HALF = (0.5, 0.5, 0.5)
+NORMALISATION: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "efficientnet_lite0": (_HALF, _HALF),
+}
 
 
 def _make_divisible(channels: float, divisor: int = 8) -> int:
@@ -158,37 +168,28 @@ class MobileNetSE(nn.Module):
         return self.classifier(self.pool(self.features(x)))  # type: ignore[no-any-return]
 
 
-def _resnet18(num_classes: int, pretrained: bool) -> nn.Module:
+def _resnet18(num_classes: int) -> nn.Module:
     from torchvision.models import resnet18  # noqa: PLC0415 - torchvision is slow to import
 
-    model: nn.Module = resnet18(weights=None)
-    if pretrained:
-        model.load_state_dict(_download_resnet18_weights())
-    model.fc = nn.Linear(512, num_classes)  # a new head: ImageNet's 1000 classes are not ours
+    model: nn.Module = resnet18(weights=None, num_classes=num_classes)
     return model
 
 
-def _download_resnet18_weights() -> dict[str, Any]:
-    """ImageNet weights from torch's cache (TORCH_HOME/hub/checkpoints), else downloaded."""
-    try:
-        state: dict[str, Any] = torch.hub.load_state_dict_from_url(
-            RESNET18_WEIGHTS_URL, progress=False, check_hash=True, weights_only=True
-        )
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad hash a RuntimeError
-        cache = torch.hub.get_dir() + "/checkpoints"
-        raise PretrainedWeightsError(
-            f"cannot get torchvision's ImageNet weights for resnet18 from {RESNET18_WEIGHTS_URL} "
-            f"({exc}). Are you offline? Copy the file into {cache}/ or train without --pretrained."
-        ) from exc
-    return state
+def input_normalisation(
+    arch: str,
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(mean, std) the architecture's inputs are normalised with; recorded in every card."""
+    return NORMALISATION.get(arch, (IMAGENET_MEAN, IMAGENET_STD))
 
 
 def build_model(
     arch: str, *, num_classes: int = 2, pretrained: bool = False, **arch_kwargs: Any
 ) -> nn.Module:
     """A fresh model of the named architecture; `arch_kwargs` are its own knobs (e.g. width)."""
-    if pretrained and arch != "resnet18":
-        raise ConfigError(f"pretrained weights exist only for resnet18, not {arch!r}")
+    if pretrained and arch not in PRETRAINED:
+        raise ConfigError(
+            f"pretrained weights exist only for {', '.join(PRETRAINED)}, not {arch!r}"
+        )
     try:
         if arch == "simple_cnn":
             return SimpleCNN(num_classes, **arch_kwargs)
@@ -197,8 +198,11 @@ def build_model(
         if arch == "resnet18":
             if arch_kwargs:
                 raise TypeError(f"resnet18 takes no options, got {sorted(arch_kwargs)}")
-            return _resnet18(num_classes, pretrained)
-    except TypeError as exc:
+            return _resnet18(num_classes)
+        if arch == "efficientnet_lite0":
+            model = EfficientNetLite0(num_classes, **arch_kwargs)
+            return load_imagenet_weights(model) if pretrained else model
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad options for {arch}: {exc}") from exc
     raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 

@@ -56,6 +56,9 @@ class TrainParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: Path = Path("data/prepared")
+    # The original photos that data's manifest.csv lists (its `source_path` is relative to this):
+    # training decodes them as serving does. None trains on the class folders under `data`.
+    raw: Path | None = None
     arch: str = "simple_cnn"
     # The architecture's own options, e.g. {width: 48} for simple_cnn.
     arch_options: dict[str, Any] = Field(default_factory=dict)

@@ -47,6 +47,9 @@ class PromoteParams(EvidenceParams):
 
     model_name: str = MODEL_NAME
     data: Path = Path("data/prepared/val")
+    # Where the originals that data/prepared/manifest.csv lists are: both models are scored on
+    # what serving would be sent, not the data stage's resized copies (None: `data` as it is).
+    raw: Path | None = None
     min_accuracy_delta: float = Field(0.01, description="candidate accuracy - champion's, at least")
     max_log_loss_delta: float = Field(0.0, description="candidate log loss - champion's, at most")
     batch_size: int = Field(32, ge=1)
@@ -298,7 +301,7 @@ def promote(rule: PromoteParams, *, version: str | None = None) -> PromotionResu
     name = rule.model_name
     candidate = version or _newest_version(registry, name)
     champion = _alias_version(registry, name, CHAMPION)
-    photos = find_photos(rule.data)
+    photos = find_photos(rule.data, rule.raw)
     with tempfile.TemporaryDirectory(prefix="catdog-promote-") as tmp:
         models: dict[str, dict[str, str]] = {}
 

@@ -79,9 +79,15 @@ def _elapsed_ms(request: Request) -> float:
     return round((perf_counter() - started) * 1000, 2)
 
 
-def _prediction_fields(request: Request, answer: Answer, photo: bytes) -> dict[str, Any]:
-    """The answer's fields; the answer is also queued for the prediction log (never blocks)."""
+def _prediction_fields(
+    request: Request, answer: Answer, photo: bytes, pet_threshold: float | None
+) -> dict[str, Any]:
+    """The answer's fields, also queued for the prediction log (never blocks);
+    CATDOG_PET_THRESHOLD, when set, overrides the card's not-a-pet threshold."""
     prediction = answer.prediction
+    is_pet = prediction.is_pet
+    if pet_threshold is not None and prediction.pet_score is not None:
+        is_pet = prediction.pet_score >= pet_threshold
     prediction_id = new_prediction_id()
     request.app.state.prediction_log.submit(
         Answered(
@@ -94,12 +100,14 @@ def _prediction_fields(request: Request, answer: Answer, photo: bytes) -> dict[s
             pet_score=prediction.pet_score,
             photo=photo,
         ),
-        is_pet=prediction.is_pet,
+        is_pet=is_pet,
     )
     return {
         "label": prediction.label,
         "confidence": prediction.confidence,
         "probabilities": prediction.probabilities,
+        "is_pet": is_pet,
+        "pet_score": prediction.pet_score,
         "prediction_id": prediction_id,
         "model_version": answer.model_version,
         "batch_size": answer.batch_size,
@@ -119,7 +127,7 @@ async def predict(request: Request, service: ServiceDep) -> Response:
     (upload,) = await _uploads(request, "file", 1, "several photos go to /predict/batch")
     photo = _within(upload, service.settings.max_upload_bytes)
     answer = await service.classify(photo)
-    fields = _prediction_fields(request, answer, photo)
+    fields = _prediction_fields(request, answer, photo, service.settings.pet_threshold)
     request.state.log.update({k: v for k, v in fields.items() if k != "probabilities"})
     return _json(PredictionOut(**fields, latency_ms=_elapsed_ms(request)))
 
@@ -158,7 +166,7 @@ async def predict_batch(request: Request, service: ServiceDep) -> Response:
             assert isinstance(data, bytes)  # only readable uploads were classified
             results.append(
                 FilePrediction(
-                    **_prediction_fields(request, outcome, data),
+                    **_prediction_fields(request, outcome, data, service.settings.pet_threshold),
                     filename=upload.filename,
                     latency_ms=_elapsed_ms(request),
                 )
