@@ -11,7 +11,8 @@ export DVC_NO_ANALYTICS := 1
 # What make runs finds the venv's commands, activated or not (dvc repro's stages run `catdog`).
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo demo-serve test lint typecheck pytest browser lock clean
+.PHONY: install demo demo-serve test lint typecheck pytest browser docker-tools image stack \
+	stack-down lock clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,7 +63,26 @@ browser:
 		$$SUDO apt-get update && $$SUDO apt-get install -y chromium chromium-driver; \
 	fi
 
-pytest: install browser
+# Containers (tests/deploy, make image, make stack): Debian's Docker engine, compose and
+# debootstrap, installed only when missing. deploy/docker/engine.sh starts a private engine.
+docker-tools:
+	@if ! command -v dockerd > /dev/null || [ ! -x /usr/bin/docker ] \
+		|| ! command -v docker-compose > /dev/null || ! command -v debootstrap > /dev/null; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends \
+			docker.io docker-compose debootstrap; \
+	fi
+
+# The service's image (deploy/docker/Dockerfile). On a machine where no engine runs, a private
+# one builds it (its images stay in .deploy-cache/); a host CA bundle reaches pip as a secret.
+IMAGE ?= catdog:latest
+PIP_CA ?= /etc/ssl/certs/ca-certificates.crt
+image: docker-tools
+	deploy/docker/engine.sh run -- env DOCKER_BUILDKIT=1 /usr/bin/docker build --network=host \
+		$$( [ -f $(PIP_CA) ] && echo --secret id=pip_ca,src=$(PIP_CA) ) \
+		-f deploy/docker/Dockerfile -t $(IMAGE) .
+
+pytest: install browser docker-tools
 	$(BIN)/pytest
 
 test: lint typecheck pytest
