@@ -100,7 +100,8 @@ case "${1:-}" in
         if [ -z "${CATDOG_PRIVATE_ENGINE:-}" ] && "$DOCKER" version >/dev/null 2>&1; then
             exec "$@"
         fi
-        trap stop EXIT
+        # An engine that already answers (a test session's) is left running.
+        if ! engine_answers; then trap stop EXIT; fi
         start
         base
         DOCKER_HOST=unix://$SOCK "$@"
