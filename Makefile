@@ -65,12 +65,17 @@ browser:
 
 # Containers (tests/deploy, make image, make stack): Debian's Docker engine, compose and
 # debootstrap, installed only when missing. deploy/docker/engine.sh starts a private engine.
+# Where an engine already answers (a CI runner), only what is missing beside it.
 docker-tools:
-	@if ! command -v dockerd > /dev/null || [ ! -x /usr/bin/docker ] \
-		|| ! command -v docker-compose > /dev/null || ! command -v debootstrap > /dev/null; then \
+	@want=""; \
+	docker version > /dev/null 2>&1 || { command -v dockerd > /dev/null && [ -x /usr/bin/docker ]; } \
+		|| want="docker.io"; \
+	docker compose version > /dev/null 2>&1 || command -v docker-compose > /dev/null \
+		|| want="$$want docker-compose"; \
+	docker version > /dev/null 2>&1 || command -v debootstrap > /dev/null || want="$$want debootstrap"; \
+	if [ -n "$$want" ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends \
-			docker.io docker-compose debootstrap; \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $$want; \
 	fi
 
 # The service's image (deploy/docker/Dockerfile). On a machine where no engine runs, a private

@@ -35,8 +35,8 @@ up() {
     $ENGINE base
     build -f deploy/docker/Dockerfile --build-arg EXTRA_PACKAGES=mlflow-skinny -t catdog-api:latest .
     build -f deploy/mlflow/Dockerfile -t catdog-mlflow:latest .
-    build -f deploy/compose.host/postgres/Dockerfile -t catdog-postgres:host .
-    build -f deploy/compose.host/prometheus/Dockerfile -t catdog-prometheus:host .
+    build -t catdog-postgres:host deploy/compose.host/postgres
+    build -t catdog-prometheus:host deploy/compose.host/prometheus
     mkdir -p "$(dirname "$STACK_PROMETHEUS_CONFIG")"
     sed "s|api:8000|127.0.0.1:$STACK_API_PORT|" deploy/prometheus/prometheus.yml \
         >"$STACK_PROMETHEUS_CONFIG"

@@ -60,11 +60,12 @@ stop() {
     rm -rf "$RUN_DIR"
 }
 
-# A stand-in for python:3.11-slim from Debian bookworm (python3 is 3.11): minbase, python3,
+# The real image where a registry answers; otherwise a stand-in from Debian bookworm (python3 is 3.11): minbase, python3,
 # venv and CA certificates. Documentation, man pages and locales are never unpacked.
 base() {
     export DOCKER_HOST=unix://$SOCK
     if "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return; fi
+    if timeout 60 "$DOCKER" pull -q "$BASE_IMAGE" >/dev/null 2>&1; then return; fi
     local tarball=$CACHE/base-bookworm-python3.tar
     if [ ! -f "$tarball" ]; then
         command -v debootstrap >/dev/null || { log "debootstrap is missing"; exit 1; }

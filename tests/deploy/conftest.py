@@ -19,7 +19,8 @@ def engine() -> Iterator[Engine]:
     if not Path(DOCKER).is_file():
         no_engine(f"{DOCKER} is missing (`make docker-tools` installs docker.io)")
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
-    private = "DOCKER_HOST" not in os.environ or bool(os.environ.get("CATDOG_PRIVATE_ENGINE"))
+    answers = subprocess.run([DOCKER, "version"], env=env, capture_output=True, check=False)
+    private = answers.returncode != 0 or bool(os.environ.get("CATDOG_PRIVATE_ENGINE"))
     if private:
         env["DOCKER_HOST"] = (
             subprocess.run([ENGINE_SH, "env"], capture_output=True, text=True, check=True)
