@@ -7,7 +7,7 @@
 #   stack.sh down   stop everything, remove its volumes, stop the private engine
 #
 # Ports come from STACK_{PG,MLFLOW,API,PROMETHEUS}_PORT (defaults in compose.host.yaml); the
-# project name from STACK_PROJECT. Needs the repo's .venv (MLflow) for the registration.
+# project name from STACK_PROJECT; STACK_MODEL_DIR (model.onnx + card) replaces the reference model. Needs the repo's .venv (MLflow) for the registration.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -42,7 +42,7 @@ up() {
         >"$STACK_PROMETHEUS_CONFIG"
     compose up -d --no-build postgres mlflow
     MLFLOW_TRACKING_URI=http://127.0.0.1:$STACK_MLFLOW_PORT "$PYTHON" \
-        deploy/mlflow/register_reference.py
+        deploy/mlflow/register_reference.py ${STACK_MODEL_DIR:+--model-dir "$STACK_MODEL_DIR"}
     compose up -d --no-build api prometheus
     echo "api        http://127.0.0.1:$STACK_API_PORT (serving models:/catdog@champion)"
     echo "mlflow     http://127.0.0.1:$STACK_MLFLOW_PORT"
