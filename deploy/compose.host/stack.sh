@@ -20,8 +20,20 @@ export STACK_API_PORT=${STACK_API_PORT:-18000} STACK_PROMETHEUS_PORT=${STACK_PRO
 export STACK_PROMETHEUS_CONFIG=${STACK_PROMETHEUS_CONFIG:-$ROOT/.deploy-cache/stack/prometheus.yml}
 export DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1
 [ -n "${DOCKER_HOST:-}" ] || eval "$($ENGINE env)"
+RENDERED=$(dirname "$STACK_PROMETHEUS_CONFIG")/compose.rendered.yaml
+# compose.yaml merged with compose.host.yaml, less the published ports, which host networking
+# cannot have and which an override cannot remove in docker-compose 1.x.
+render() {
+    docker-compose -f deploy/compose.yaml -f deploy/compose.host.yaml config | "$PYTHON" -c '
+import sys, yaml
+config = yaml.safe_load(sys.stdin)
+for service in config["services"].values():
+    if service.get("network_mode") == "host":
+        service.pop("ports", None)
+yaml.safe_dump(config, sys.stdout, sort_keys=False)' >"$RENDERED"
+}
 compose() {
-    docker-compose -p "${STACK_PROJECT:-catdog}" -f deploy/compose.yaml -f deploy/compose.host.yaml "$@"
+    docker-compose -p "${STACK_PROJECT:-catdog}" -f "$RENDERED" "$@"
 }
 
 build() {  # compose 1.29 cannot pass BuildKit secrets: docker build does, under compose's names
@@ -40,6 +52,7 @@ up() {
     mkdir -p "$(dirname "$STACK_PROMETHEUS_CONFIG")"
     sed "s|api:8000|127.0.0.1:$STACK_API_PORT|" deploy/prometheus/prometheus.yml \
         >"$STACK_PROMETHEUS_CONFIG"
+    render
     compose up -d --no-build postgres mlflow
     MLFLOW_TRACKING_URI=http://127.0.0.1:$STACK_MLFLOW_PORT "$PYTHON" \
         deploy/mlflow/register_reference.py ${STACK_MODEL_DIR:+--model-dir "$STACK_MODEL_DIR"}
@@ -51,7 +64,9 @@ up() {
 }
 
 down() {
-    if "$DOCKER" version >/dev/null 2>&1; then compose down -v --remove-orphans; fi
+    if "$DOCKER" version >/dev/null 2>&1 && [ -f "$RENDERED" ]; then
+        compose down -v --remove-orphans
+    fi
     [ -n "${CATDOG_KEEP_ENGINE:-}" ] || $ENGINE stop
 }
 
