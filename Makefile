@@ -82,8 +82,11 @@ docker-tools:
 # one builds it (its images stay in .deploy-cache/); a host CA bundle reaches pip as a secret.
 IMAGE ?= catdog:latest
 PIP_CA ?= /etc/ssl/certs/ca-certificates.crt
+# Debian's client where installed: it drives BuildKit (--secret) without a buildx plugin.
+DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
 image: docker-tools
-	deploy/docker/engine.sh run -- env DOCKER_BUILDKIT=1 /usr/bin/docker build --network=host \
+	CATDOG_DOCKER=$(DOCKER) deploy/docker/engine.sh run -- \
+		env DOCKER_BUILDKIT=1 $(DOCKER) build --network=host \
 		$$( [ -f $(PIP_CA) ] && echo --secret id=pip_ca,src=$(PIP_CA) ) \
 		-f deploy/docker/Dockerfile -t $(IMAGE) .
 

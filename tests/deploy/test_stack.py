@@ -95,6 +95,18 @@ def test_prometheus_scrapes_the_service(stack: dict[str, str]) -> None:
     assert [t["health"] for t in targets] == ["up"], targets
 
 
+def test_prometheus_config_and_rules_pass_promtool(stack: dict[str, str], engine: Engine) -> None:
+    """promtool of the stack's own Prometheus build checks the config and every rule file."""
+    folder = ROOT / "deploy" / "prometheus"
+    done = engine.run(
+        "run", "--rm", "--network=host", "--entrypoint", "promtool",
+        f"--volume={folder}:/etc/prometheus:ro", "catdog-prometheus:host",
+        "check", "config", "/etc/prometheus/prometheus.yml", check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout + done.stderr
+
+
 def test_the_stack_comes_down(stack: dict[str, str], engine: Engine) -> None:
     """Last in this module: `stack.sh down` removes every container of the project."""
     done = subprocess.run(

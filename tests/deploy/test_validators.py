@@ -56,7 +56,7 @@ def test_compose_services_are_healthchecked_and_wait_for_healthy_dependencies() 
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         for dependency, rule in service.get("depends_on", {}).items():
             assert rule == {"condition": "service_healthy"}, (name, dependency)
-    assert "postgresql://" in " ".join(services["mlflow"]["command"])
+    assert "--backend-store-uri=postgresql+psycopg2://" in " ".join(services["mlflow"]["command"])
     host = load(COMPOSE_FILES[1])["services"]
     running = {name for name in host if "grafana" not in host[name].get("profiles", [])}
     assert all(host[name]["network_mode"] == "host" for name in running)
