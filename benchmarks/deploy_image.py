@@ -1,5 +1,5 @@
 """The service's container image: its size (with and without pruning), a rebuild after a
-source-only change, and a cold start to /ready.
+source-only change, and a cold start to /ready (beside the same service started on the host).
 
     python -m benchmarks.deploy_image            # writes benchmarks/results/deploy_image.json
 
@@ -17,6 +17,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,6 +81,30 @@ def cold_start_s(env: dict[str, str], image: str) -> float:
         docker(env, "rm", "-f", name)
 
 
+def host_start_s() -> float:
+    """The same service started on this host, outside any container, to its first /ready 200:
+    what the container adds to a cold start is the difference."""
+    port = free_port()
+    began = time.monotonic()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "catdog", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while time.monotonic() - began < 60 and server.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                    return time.monotonic() - began
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("catdog serve was not ready within 60 s")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def measure(env: dict[str, str], starts: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="catdog-image-bench-") as tmp:
         context = Path(tmp)
@@ -96,6 +121,7 @@ def measure(env: dict[str, str], starts: int) -> dict[str, object]:
             module.write(f"\n# a source-only change, {time.time()}\n")
         rebuild = build(env, context, "catdog:bench")
     starts_s = [cold_start_s(env, "catdog:bench") for _ in range(starts)]
+    host_s = [host_start_s() for _ in range(starts)]
     return {
         "image_mb": round(size_mb(env, "catdog:bench"), 1),
         "image_unpruned_mb": round(size_mb(env, "catdog:bench-unpruned"), 1),
@@ -106,6 +132,11 @@ def measure(env: dict[str, str], starts: int) -> dict[str, object]:
             "median": round(statistics.median(starts_s), 2),
             "max": round(max(starts_s), 2),
             "runs": len(starts_s),
+        },
+        "host_start_to_ready_s": {
+            "median": round(statistics.median(host_s), 2),
+            "max": round(max(host_s), 2),
+            "runs": len(host_s),
         },
     }
 
