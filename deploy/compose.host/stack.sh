@@ -19,12 +19,19 @@ export STACK_PG_PORT=${STACK_PG_PORT:-15432} STACK_MLFLOW_PORT=${STACK_MLFLOW_PO
 export STACK_API_PORT=${STACK_API_PORT:-18000} STACK_PROMETHEUS_PORT=${STACK_PROMETHEUS_PORT:-19090}
 export STACK_PROMETHEUS_CONFIG=${STACK_PROMETHEUS_CONFIG:-$ROOT/.deploy-cache/stack/prometheus.yml}
 export DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1
-[ -n "${DOCKER_HOST:-}" ] || eval "$($ENGINE env)"
+# The engine that answers (a developer's, a CI runner's), else the private one of engine.sh.
+PRIVATE=""
+if [ -n "${CATDOG_PRIVATE_ENGINE:-}" ] || ! "$DOCKER" version >/dev/null 2>&1; then
+    PRIVATE=1
+    eval "$($ENGINE env)"
+fi
+# docker-compose 1.x (Debian's package) or the compose plugin.
+if command -v docker-compose >/dev/null; then COMPOSE=(docker-compose); else COMPOSE=(docker compose); fi
 RENDERED=$(dirname "$STACK_PROMETHEUS_CONFIG")/compose.rendered.yaml
 # compose.yaml merged with compose.host.yaml, less the published ports, which host networking
 # cannot have and which an override cannot remove in docker-compose 1.x.
 render() {
-    docker-compose -f deploy/compose.yaml -f deploy/compose.host.yaml config | "$PYTHON" -c '
+    "${COMPOSE[@]}" -f deploy/compose.yaml -f deploy/compose.host.yaml config | "$PYTHON" -c '
 import sys, yaml
 config = yaml.safe_load(sys.stdin)
 for service in config["services"].values():
@@ -33,7 +40,7 @@ for service in config["services"].values():
 yaml.safe_dump(config, sys.stdout, sort_keys=False)' >"$RENDERED"
 }
 compose() {
-    docker-compose -p "${STACK_PROJECT:-catdog}" -f "$RENDERED" "$@"
+    "${COMPOSE[@]}" -p "${STACK_PROJECT:-catdog}" -f "$RENDERED" "$@"
 }
 
 build() {  # compose 1.29 cannot pass BuildKit secrets: docker build does, under compose's names
@@ -43,7 +50,7 @@ build() {  # compose 1.29 cannot pass BuildKit secrets: docker build does, under
 }
 
 up() {
-    $ENGINE start
+    if [ -n "$PRIVATE" ]; then $ENGINE start; fi
     $ENGINE base
     build -f deploy/docker/Dockerfile --build-arg EXTRA_PACKAGES=mlflow-skinny -t catdog-api:latest .
     build -f deploy/mlflow/Dockerfile -t catdog-mlflow:latest .
@@ -67,7 +74,7 @@ down() {
     if "$DOCKER" version >/dev/null 2>&1 && [ -f "$RENDERED" ]; then
         compose down -v --remove-orphans
     fi
-    [ -n "${CATDOG_KEEP_ENGINE:-}" ] || $ENGINE stop
+    if [ -n "$PRIVATE" ] && [ -z "${CATDOG_KEEP_ENGINE:-}" ]; then $ENGINE stop; fi
 }
 
 case "${1:-}" in
