@@ -12,9 +12,11 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from containers import ROOT, Engine, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -105,6 +107,23 @@ def test_prometheus_config_and_rules_pass_promtool(stack: dict[str, str], engine
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout + done.stderr
+
+
+def test_the_kubernetes_prometheus_rule_passes_promtool(
+    stack: dict[str, str], engine: Engine, tmp_path: Path
+) -> None:
+    """The PrometheusRule's groups, as a plain rule file, through the same promtool."""
+    rule = yaml.safe_load((ROOT / "deploy/k8s/base/prometheusrule.yaml").read_text())
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    tmp_path.chmod(0o755)
+    (tmp_path / "rules.yml").chmod(0o644)
+    done = engine.run(
+        "run", "--rm", "--network=host", "--entrypoint", "promtool",
+        f"--volume={tmp_path}:/rules:ro", "catdog-prometheus:host",
+        "check", "rules", "/rules/rules.yml", check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 2 rules found" in done.stdout + done.stderr
 
 
 def test_the_stack_comes_down(stack: dict[str, str], engine: Engine) -> None:
