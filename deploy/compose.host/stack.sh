@@ -3,7 +3,7 @@
 # loopback-only networking (compose.host.yaml), on the private engine of deploy/docker/engine.sh.
 #
 #   stack.sh up     build the images, start PostgreSQL and MLflow, register the reference model as
-#                   models:/catdog@champion unless an alias exists, start the api and Prometheus
+#                   models:/catdog@champion unless an alias exists, start the service and Prometheus
 #   stack.sh down   stop everything, remove its volumes, stop the private engine
 #
 # Ports come from STACK_{PG,MLFLOW,API,PROMETHEUS}_PORT (defaults in compose.host.yaml); the
@@ -57,13 +57,13 @@ up() {
     build -t catdog-postgres:host deploy/compose.host/postgres
     build -t catdog-prometheus:host deploy/compose.host/prometheus
     mkdir -p "$(dirname "$STACK_PROMETHEUS_CONFIG")"
-    sed "s|api:8000|127.0.0.1:$STACK_API_PORT|" deploy/prometheus/prometheus.yml \
+    sed -E "s/(api|catdog):8000/127.0.0.1:$STACK_API_PORT/" deploy/prometheus/prometheus.yml \
         >"$STACK_PROMETHEUS_CONFIG"
     render
     compose up -d --no-build postgres mlflow
     MLFLOW_TRACKING_URI=http://127.0.0.1:$STACK_MLFLOW_PORT "$PYTHON" \
         deploy/mlflow/register_reference.py ${STACK_MODEL_DIR:+--model-dir "$STACK_MODEL_DIR"}
-    compose up -d --no-build api prometheus
+    compose up -d --no-build catdog prometheus
     echo "api        http://127.0.0.1:$STACK_API_PORT (serving models:/catdog@champion)"
     echo "mlflow     http://127.0.0.1:$STACK_MLFLOW_PORT"
     echo "prometheus http://127.0.0.1:$STACK_PROMETHEUS_PORT"

@@ -51,7 +51,7 @@ def test_compose_file_matches_the_schema(compose: Path) -> None:
 
 def test_compose_services_are_healthchecked_and_wait_for_healthy_dependencies() -> None:
     services = load(COMPOSE_FILES[0])["services"]
-    assert {"api", "mlflow", "postgres", "prometheus", "grafana"} <= services.keys()
+    assert {"catdog", "mlflow", "postgres", "prometheus", "grafana"} <= services.keys()
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         for dependency, rule in service.get("depends_on", {}).items():
