@@ -154,8 +154,9 @@ def test_docker_stop_under_load_fails_no_request(engine: Engine, image: str) -> 
         ({"CATDOG_MAX_BATCH": "0"}, "CATDOG_MAX_BATCH"),
         ({"CATDOG_LOG_LEVEL": "loud"}, "CATDOG_LOG_LEVEL"),
         ({"CATDOG_MODEL": "/models/missing.onnx"}, "/models/missing.onnx"),
+        ({"CATDOG_API_TOKEN_FILE": "/run/secrets/missing"}, "CATDOG_API_TOKEN_FILE"),
     ],
-    ids=["port", "max-batch", "log-level", "missing-model"],
+    ids=["port", "max-batch", "log-level", "missing-model", "unreadable-token-file"],
 )
 def test_bad_configuration_exits_non_zero_with_a_one_line_reason(
     engine: Engine, image: str, env: dict[str, str], expected: str

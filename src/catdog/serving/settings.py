@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer token for /admin/* and /feedback; unset disables both.",
     )
+    api_token_file: Path | None = Field(
+        default=None,
+        description="A file holding the bearer token (a mounted Kubernetes or Docker secret); "
+        "it wins over CATDOG_API_TOKEN, and one that cannot be read stops the service.",
+    )
     model_root: Path = Field(
         default=Path(),
         description="/admin/reload loads only registry URIs and paths under this folder "
@@ -155,6 +160,21 @@ class Settings(BaseSettings):
         ge=1,
         description="Labelled predictions behind catdog_live_accuracy_ratio, per model version.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_from_file(cls, data: Any) -> Any:
+        """A secret mounted as a file fills api_token, so the token never sits in the env."""
+        if not isinstance(data, dict) or not data.get("api_token_file"):
+            return data
+        path = Path(data["api_token_file"])
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"CATDOG_API_TOKEN_FILE: cannot read {path}: {exc}") from exc
+        if not token:
+            raise ValueError(f"CATDOG_API_TOKEN_FILE: {path} is empty")
+        return {**data, "api_token": token}
 
     @model_validator(mode="after")
     def _batch_fits_in_queue(self) -> Settings:
