@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,3 +112,18 @@ def test_a_store_that_is_down_raises_store_errors() -> None:
         down.migrate()
     with pytest.raises(StoreError):
         down.add([row()])
+
+
+def test_a_sqlite_folder_that_cannot_be_made_leaves_the_store_down_not_raising(
+    tmp_path: Path,
+) -> None:
+    """A read-only file system (a container's root) must not stop the service: the store is
+    made, reports StoreErrors, and the prediction log counts its rows as dropped."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    store = PredictionStore(f"sqlite:///{blocker / 'data' / 'predictions.db'}")
+    try:
+        with pytest.raises(StoreError):
+            store.migrate()
+    finally:
+        store.close()
