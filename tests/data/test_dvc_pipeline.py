@@ -28,6 +28,7 @@ STAGE_ENTRY_MODULES = {
 TINY = {
     "arch": "simple_cnn",
     "arch_options": {"width": 8},
+    "pretrained": False,
     "image_size": 32,
     "epochs": 1,
     "batch_size": 32,

@@ -118,6 +118,8 @@ def compute_baseline(
         columns["contrast"].append(contrast)
         columns["colourfulness"].append(colourfulness)
         columns["aspect_ratio"].append(original.get(path.stem, decoded.width / decoded.height))
+    # A model with a not-a-pet head scores one more column (pet_score) after its classes.
+    probabilities = probabilities[:, : len(classes)]
     predicted = np.argmax(probabilities, axis=1)
     return Baseline(
         model_version=model_version,
