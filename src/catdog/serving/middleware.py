@@ -21,8 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from catdog.errors import CatdogError, ServiceError, image_error
 from catdog.serving.batching import Admission, overloaded
 from catdog.serving.error_handlers import error_response
+from catdog.serving.heap import TRIM_AFTER_BYTES, release_free_memory
 from catdog.serving.metrics import ServiceMetrics
-from catdog.serving.runner import TRIM_AFTER_BYTES, release_free_memory
 
 log = structlog.get_logger("catdog.serving")
 

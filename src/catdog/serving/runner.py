@@ -13,8 +13,6 @@ its own child hold.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import io
 import os
 import signal
@@ -22,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -34,6 +32,7 @@ from PIL import Image
 
 from catdog.errors import CatdogError, ImageError, ModelError, image_error
 from catdog.predictor import OnnxClassifier
+from catdog.serving.heap import TRIM_AFTER_BYTES, release_free_memory
 
 log = structlog.get_logger("catdog.serving")
 
@@ -56,8 +55,6 @@ BACKGROUND_NICE = 10
 CHILD_PROGRAM = (
     f"import os; os.nice({BACKGROUND_NICE}); from catdog.serving.runner import main; main()"
 )
-# A batch with more bytes than this hands its freed memory back to the OS once it is done.
-TRIM_AFTER_BYTES = 8 * 1024 * 1024
 
 # One upload's outcome: its probabilities, or why it was refused.
 Outcome = np.ndarray | CatdogError
@@ -75,10 +72,11 @@ class Load:
 
 @dataclass(frozen=True)
 class Run:
-    """Decode `uploads` and run them as one batch through model `key`."""
+    """Decode `uploads` and run them as one batch through model `key`. The service sends a
+    list; a runner reads them one at a time as they arrive (`_arriving`)."""
 
     key: str
-    uploads: list[bytes]
+    uploads: Sequence[bytes] | Iterable[bytes]
     max_pixels: int
 
 
@@ -273,8 +271,9 @@ class RunnerProcess:
         self._deadline = deadline
         try:
             if isinstance(message, Run):
-                send.send(_RunHeader(message.key, len(message.uploads), message.max_pixels))
-                for upload in message.uploads:
+                uploads = list(message.uploads)
+                send.send(_RunHeader(message.key, len(uploads), message.max_pixels))
+                for upload in uploads:
                     send.send_bytes(upload)
             else:
                 send.send(message)
@@ -397,19 +396,10 @@ def _load(message: Load) -> OnnxClassifier:
             f"{model.path} must output probabilities of shape [N, {classes}] "
             f"that sum to 1; got {out.tolist()}"
         )
+    # ONNX Runtime frees the parsed model (about twice the weights) once the session is built;
+    # glibc would keep those pages resident.
     release_free_memory()
     return model
-
-
-def release_free_memory() -> None:
-    """Hand freed heap pages back to the OS. ONNX Runtime frees the parsed model (about twice
-    the weights) once the session is built, but glibc keeps the pages: for ResNet-18 that is
-    ~75 MB of resident memory that nothing uses. The same goes for large uploads once freed
-    (here and in the service's process)."""
-    libc_name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(libc_name) if libc_name else None
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
 
 
 def _prepare(model: OnnxClassifier, data: bytes, max_pixels: int) -> Outcome:
@@ -440,7 +430,10 @@ def decode_failure(exc: BaseException) -> ImageError:
 
 def _run(model: OnnxClassifier, message: Run) -> Ran:
     """Decode each upload (a bad one fails alone), then one model run for the rest."""
-    prepared = [_prepare(model, data, message.max_pixels) for data in message.uploads]
+    prepared: list[Outcome] = []
+    for data in message.uploads:
+        prepared.append(_prepare(model, data, message.max_pixels))
+        del data  # before the next is read: a runner holds one upload at a time (`_arriving`)
     started = time.perf_counter()
     outcomes = model.score_each(prepared)
     return Ran(outcomes, time.perf_counter() - started)
@@ -468,6 +461,20 @@ def _answer(models: dict[str, OnnxClassifier], message: object) -> object:
         return ModelError(f"the model failed: {exc}")
 
 
+def _arriving(receive: Connection, count: int) -> Iterator[bytes]:
+    """A batch's uploads one at a time as they come off the pipe, each decoded and let go of
+    before the next is read: a runner holds one 10 MiB upload, not the whole batch, and hands a
+    large one's pages back at once. Every one is read even when the model is missing, so the
+    next message starts where it should."""
+    for _ in range(count):
+        data = receive.recv_bytes()
+        large = len(data) > TRIM_AFTER_BYTES
+        yield data
+        del data
+        if large:
+            release_free_memory()
+
+
 def serve(receive: Connection, send: Connection) -> None:
     """Answer messages until the service closes the pipe."""
     # Ctrl-C reaches the whole process group: the service drains, then closes the pipe.
@@ -477,19 +484,16 @@ def serve(receive: Connection, send: Connection) -> None:
         try:
             message = receive.recv()
             if isinstance(message, _RunHeader):
-                count = message.count
-                message = Run(
-                    message.key, [receive.recv_bytes() for _ in range(count)], message.max_pixels
-                )
+                uploads = _arriving(receive, message.count)
+                reply = _answer(models, Run(message.key, uploads, message.max_pixels))
+                for _ in uploads:  # the rest of a batch whose model was missing
+                    pass
+            else:
+                reply = _answer(models, message)
         except (EOFError, OSError):
             return
-        reply = _answer(models, message)
-        large = isinstance(message, Run) and sum(map(len, message.uploads)) > TRIM_AFTER_BYTES
-        del message  # a large batch's uploads are not kept until the next one arrives
         with contextlib.suppress(OSError):  # the service is gone: nobody left to answer
             send.send(reply)
-        if large:  # glibc keeps freed heap pages: hand them back
-            release_free_memory()
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from catdog.errors import RequestRefusedError
+from catdog.serving.heap import TRIM_AFTER_BYTES, release_free_memory
 
 # Form fields besides the files that a client may send (a browser form's submit button...).
 MAX_OTHER_PARTS = 16
@@ -81,9 +82,13 @@ def files_in(
                 f"{name}: a plain form value was sent where a file belongs",
                 reason="invalid_request",
             )
-        # One chunk (the usual case) is joined without a copy; the pieces go once joined.
+        # One chunk (the usual case) is joined without a copy; the pieces go once joined, and
+        # a large file's pieces are handed back at once: the freed pieces of every file would
+        # otherwise stay resident beside their joined copies, twice the body.
         files.append(Upload(_decoded(filename), b"".join(part.chunks)))
         part.chunks.clear()
+        if len(files[-1].data) > TRIM_AFTER_BYTES:
+            release_free_memory()
     if not files:
         raise RequestRefusedError(f"{name}: Field required", reason="missing_field")
     if len(files) > max_files:
