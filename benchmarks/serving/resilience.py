@@ -18,7 +18,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import threading
 import time
@@ -31,10 +30,9 @@ from benchmarks.serving.harness import catdog_spec
 from benchmarks.serving.photos import default_photo_dir, load_photos
 from benchmarks.serving.results import result_path, write_json
 from benchmarks.serving.servers import HOST, RunningServer, _process_tree, running
+from benchmarks.serving.slow_upload import MIB, multipart_body, send_slowly
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
-MIB = 1024 * 1024
-BOUNDARY = "catdogbench"
 
 
 def runner_pids(server: RunningServer) -> list[int]:
@@ -99,45 +97,6 @@ def kills(seconds: float) -> dict[str, Any]:
     }
 
 
-def _head(length: int, path: str = "/predict/batch") -> bytes:
-    return (
-        f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {length}\r\n"
-        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nConnection: close\r\n\r\n"
-    ).encode()
-
-
-def _body(files: Sequence[bytes]) -> list[bytes]:
-    parts: list[bytes] = []
-    for i, data in enumerate(files):
-        disposition = f'form-data; name="files"; filename="big-{i}.jpg"'
-        parts += [
-            f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode(),
-            data,
-            b"\r\n",
-        ]
-    return [*parts, f"--{BOUNDARY}--\r\n".encode()]
-
-
-def _send(port: int, parts: Sequence[bytes], rate: float) -> int | None:
-    """Send one body at about `rate` bytes/s; the answer's status (None: closed unanswered)."""
-    with socket.create_connection((HOST, port)) as sock:
-        sock.sendall(_head(sum(map(len, parts))))
-        try:
-            for part in parts:
-                for start in range(0, len(part), MIB):
-                    piece = part[start : start + MIB]
-                    sock.sendall(piece)
-                    time.sleep(len(piece) / rate)
-        except OSError:
-            pass
-        sock.settimeout(60)
-        try:
-            line = sock.recv(64)
-        except OSError:
-            return None
-        return int(line.split(b" ", 2)[1]) if line else None
-
-
 def uploads() -> dict[str, Any]:
     """`large_uploads` on a service of its own."""
     with running(catdog_spec("catdog-uploads", None)) as server:
@@ -150,10 +109,10 @@ def large_uploads(server: RunningServer) -> dict[str, Any]:
     noise = bytes(rng.getrandbits(8) for _ in range(MIB))  # incompressible, not a photo
     ten = noise * 10
     baseline = server.pss_mb()
-    parts = _body([ten[: 10 * MIB - 4096]] * 5)
+    parts = multipart_body([ten[: 10 * MIB - 4096]] * 5)
     statuses: list[int | None] = []
     threads = [
-        threading.Thread(target=lambda: statuses.append(_send(server.port, parts, 25 * MIB)))
+        threading.Thread(target=lambda: statuses.append(send_slowly(server.port, parts, 25 * MIB)))
         for _ in range(20)
     ]
     peak = baseline
@@ -166,9 +125,9 @@ def large_uploads(server: RunningServer) -> dict[str, Any]:
     after = server.pss_mb()
     # One maximum-size batch (as many 10 MiB files as CATDOG_BODY_BUDGET_MB admits), with
     # /health polled beside it.
-    big = _body([ten[: 10 * MIB - 4096]] * 9)
+    big = multipart_body([ten[: 10 * MIB - 4096]] * 9)
     health: list[float] = []
-    sender = threading.Thread(target=lambda: _send(server.port, big, 200 * MIB))
+    sender = threading.Thread(target=lambda: send_slowly(server.port, big, 200 * MIB))
     sender.start()
     with httpx.Client(base_url=f"http://{HOST}:{server.port}", timeout=10) as http:
         while sender.is_alive():

@@ -6,19 +6,16 @@ import asyncio
 import gc
 import itertools
 import math
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI, File, UploadFile
 from fastapi.responses import JSONResponse
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.threaded_server import serving
 
 from benchmarks.serving.load_client import (
     Outcome,
@@ -98,23 +95,9 @@ def _echo_app() -> FastAPI:
 
 @pytest.fixture
 def echo_server() -> Iterator[int]:
-    """A real uvicorn server in a thread on a free port of 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(_echo_app(), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
+    """_echo_app on a real server."""
+    with serving(_echo_app()) as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.mark.integration

@@ -4,15 +4,13 @@ a client that falls behind its schedule counts the wait instead of hiding it."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from tests.threaded_server import serving
 
 from catdog.monitoring import traffic
 from catdog.monitoring.http1 import build_json_post
@@ -27,20 +25,8 @@ def echo_server() -> Iterator[int]:
     async def echo(request: Request) -> JSONResponse:
         return JSONResponse(await request.json())
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
+    with serving(app) as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def requests(port: int, count: int) -> list[bytes]:

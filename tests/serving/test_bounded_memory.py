@@ -14,12 +14,18 @@ import httpx
 import pytest
 from serving_support import RED, Server, metric, run_server, runner_pids, solid
 
+from benchmarks.serving.slow_upload import (
+    MIB,
+    multipart_body,
+    request_head,
+    send_slowly,
+    status_of,
+)
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MIB = 1024 * 1024
 # The issue's budget for the whole service (event loop process and runners) under this load.
 SERVICE_RSS_BUDGET = 300 * MIB
-BOUNDARY = "catdogslow"
 
 
 def rss(pids: list[int]) -> int:
@@ -36,61 +42,6 @@ def rss(pids: list[int]) -> int:
     return total
 
 
-def multipart_head(filename: str) -> bytes:
-    return (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode()
-
-
-def batch_body(files: int, size: int) -> list[bytes]:
-    """The parts of a /predict/batch body of `files` files of `size` bytes (not photos)."""
-    parts: list[bytes] = []
-    for i in range(files):
-        parts += [multipart_head(f"big-{i}.jpg"), bytes(size), b"\r\n"]
-    parts.append(f"--{BOUNDARY}--\r\n".encode())
-    return parts
-
-
-def request_head(path: str, length: int) -> bytes:
-    return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n"
-        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nConnection: close\r\n\r\n"
-    ).encode()
-
-
-def status_of(sock: socket.socket) -> int | None:
-    """The status line's code, or None if the server closed without an answer."""
-    sock.settimeout(30)
-    data = b""
-    try:
-        while b"\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return None
-            data += chunk
-    except OSError:
-        return None
-    return int(data.split(b" ", 2)[1])
-
-
-def slow_upload(url: str, parts: list[bytes], rate: float, statuses: list[int | None]) -> None:
-    """Send `parts` as one /predict/batch body at about `rate` bytes/s; record the status."""
-    host, port = url.removeprefix("http://").split(":")
-    length = sum(map(len, parts))
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(request_head("/predict/batch", length))
-        try:
-            for part in parts:
-                for start in range(0, len(part), MIB):
-                    piece = part[start : start + MIB]
-                    sock.sendall(piece)
-                    time.sleep(len(piece) / rate)
-        except OSError:
-            pass  # refused early: the server answered and closed
-        statuses.append(status_of(sock))
-
-
 def service_pids(server: Server) -> list[int]:
     return [server.process.pid, *runner_pids(server.process.pid)]
 
@@ -102,10 +53,12 @@ def test_twenty_slow_50_mib_uploads_stay_within_the_memory_budget(
     with run_server(tmp_path, "--model", str(tiny_model), env=env) as server:
         assert httpx.post(f"{server.url}/predict", files={"file": ("r.jpg", solid(RED))})
         baseline = rss(service_pids(server))
-        parts = batch_body(5, 10 * MIB - 4096)  # 5 files just under the 10 MiB limit: ~50 MiB
+        # 5 files (not photos) just under the 10 MiB limit: ~50 MiB
+        parts = multipart_body([bytes(10 * MIB - 4096)] * 5)
+        port = int(server.url.rsplit(":", 1)[1])
         statuses: list[int | None] = []
         clients = [
-            threading.Thread(target=slow_upload, args=(server.url, parts, 25 * MIB, statuses))
+            threading.Thread(target=lambda: statuses.append(send_slowly(port, parts, 25 * MIB)))
             for _ in range(20)
         ]
         peak = baseline
@@ -144,7 +97,7 @@ def test_a_one_byte_per_second_client_holds_nothing_and_stalls_nobody(
     with run_server(tmp_path, "--model", str(tiny_model), env=env) as server:
         host, port = server.url.removeprefix("http://").split(":")
         slow = socket.create_connection((host, int(port)))
-        body = multipart_head("slow.jpg") + solid(RED) + f"\r\n--{BOUNDARY}--\r\n".encode()
+        body = b"".join(multipart_body([solid(RED)], field="file"))
         slow.sendall(request_head("/predict", len(body)))
         dripping = threading.Event()
 
@@ -184,7 +137,7 @@ def test_clients_that_leave_mid_upload_or_mid_response_leave_nothing_behind(
     env = {"CATDOG_QUEUE_SIZE": "2", "CATDOG_MAX_BATCH_FILES": "2", "CATDOG_MAX_WAIT_MS": "200"}
     with run_server(tmp_path, "--model", str(tiny_model), env=env) as server:
         host, port = server.url.removeprefix("http://").split(":")
-        body = multipart_head("r.jpg") + solid(RED) + f"\r\n--{BOUNDARY}--\r\n".encode()
+        body = b"".join(multipart_body([solid(RED)], field="file"))
         for cut in (len(body) // 2, len(body)):  # mid-upload, then before reading the answer
             for _ in range(5):
                 with socket.create_connection((host, int(port))) as sock:
