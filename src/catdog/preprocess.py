@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -148,12 +149,18 @@ class Preprocessing:
     std: tuple[float, float, float] = IMAGENET_STD
     resample: str = "bilinear"
     classes: tuple[str, ...] = field(default=CLASSES)
+    # None: squash the whole photo to size x size. A fraction: scale the shorter side to
+    # size / center_crop, then keep the centre size x size, as ImageNet models are evaluated
+    # (0.875): the shapes keep their proportions, which a pretrained backbone relies on.
+    center_crop: float | None = None
 
     def __post_init__(self) -> None:
         if self.resample not in RESAMPLING:
             raise ValueError(f"resample must be one of {sorted(RESAMPLING)}, not {self.resample!r}")
         if self.size < 8:
             raise ValueError(f"image size must be at least 8 pixels, not {self.size}")
+        if self.center_crop is not None and not 0.25 <= self.center_crop <= 1.0:
+            raise ValueError(f"center_crop must be in [0.25, 1], not {self.center_crop}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the model card."""
@@ -168,13 +175,32 @@ class Preprocessing:
             std=_triple(data.get("std", IMAGENET_STD)),
             resample=str(data.get("resample", "bilinear")),
             classes=tuple(data.get("classes", CLASSES)),
+            center_crop=None if data.get("center_crop") is None else float(data["center_crop"]),
         )
 
+    @property
+    def decode_size(self) -> int:
+        """The smallest side a JPEG may be decoded at (its reduced DCT scale) for this input."""
+        if self.center_crop is None:
+            return self.size
+        return math.ceil(self.size / self.center_crop)
+
     def resize(self, img: Image.Image) -> Image.Image:
-        """Squash to size x size (whole photo kept: a cropped-off head may be the only clue)."""
-        if img.size == (self.size, self.size):
-            return img
-        return img.resize((self.size, self.size), RESAMPLING[self.resample], reducing_gap=3.0)
+        """To size x size: squashed (the whole photo kept), or scaled and centre-cropped."""
+        method = RESAMPLING[self.resample]
+        if self.center_crop is None:
+            if img.size == (self.size, self.size):
+                return img
+            return img.resize((self.size, self.size), method, reducing_gap=3.0)
+        width, height = img.size
+        scale = self.size / self.center_crop / min(width, height)
+        scaled = (max(self.size, round(width * scale)), max(self.size, round(height * scale)))
+        left, top = (scaled[0] - self.size) // 2, (scaled[1] - self.size) // 2
+        box = (left, top, left + self.size, top + self.size)
+        # Only the kept box is resampled (not the whole photo, then cropped): cheaper to serve.
+        ratio = (width / scaled[0], height / scaled[1])
+        source_box = (box[0] * ratio[0], box[1] * ratio[1], box[2] * ratio[0], box[3] * ratio[1])
+        return img.resize((self.size, self.size), method, box=source_box, reducing_gap=3.0)
 
     def to_array(self, img: Image.Image) -> np.ndarray:
         """A resized RGB image to a normalised float32 CHW array."""
@@ -185,7 +211,7 @@ class Preprocessing:
 
     def __call__(self, source: bytes | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """File or bytes to model input, decoding JPEGs no larger than needed."""
-        return self.to_array(load_rgb(source, max_pixels=max_pixels, draft_size=self.size))
+        return self.to_array(load_rgb(source, max_pixels=max_pixels, draft_size=self.decode_size))
 
 
 __all__ = [

@@ -99,7 +99,9 @@ class Checker:
         sha256 = hashlib.sha256(data).hexdigest()
         try:
             image, width, height = decode(
-                data, max_pixels=self.settings.max_pixels, draft_size=self._preprocessing.size
+                data,
+                max_pixels=self.settings.max_pixels,
+                draft_size=self._preprocessing.decode_size,
             )
         except ImageError as exc:
             return Checked(source, label, sha256, reason=exc.reason, detail=exc.detail)

@@ -115,7 +115,7 @@ def _decode(reader: RawReader, source: str, preprocessing: Preprocessing) -> np.
         data = reader.read(source, MAX_FILE_BYTES)
         if len(data) > MAX_FILE_BYTES:
             return "too_many_bytes"
-        image = preprocessing.resize(load_rgb(data, draft_size=preprocessing.size))
+        image = preprocessing.resize(load_rgb(data, draft_size=preprocessing.decode_size))
     except ImageError as exc:
         return exc.reason
     except OSError as exc:
