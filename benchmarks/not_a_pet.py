@@ -1,6 +1,6 @@
 """Not a pet: how often the shipped model's pet score flags non-pet images, and real cats and dogs.
 
-    .venv/bin/python -m benchmarks.not_a_pet [--model src/catdog/reference/model.onnx]
+    .venv/bin/python -m benchmarks.not_a_pet [--model PATH]   # default: what `catdog serve` runs
 
 The threshold is the one the model card recommends: `catdog export` chose it on the val photos
 alone (the score under which 0.5% of the val split's cats and dogs fall) and measured what it
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 import skimage
 from PIL import Image, ImageDraw, ImageFont
 
+from catdog.model_store import default_model
 from catdog.predictor import OnnxClassifier
 
 RESULTS = Path("benchmarks/results")
@@ -153,9 +155,10 @@ def packaged_images() -> dict[str, bytes]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("src/catdog/reference/model.onnx"))
+    parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS / "not_a_pet.json")
     args = parser.parse_args(argv)
+    args.model = args.model or Path(os.path.relpath(default_model()))
     model = OnnxClassifier(args.model)
     if not model.has_pet_score:
         raise SystemExit(f"{args.model} has no pet_score output")

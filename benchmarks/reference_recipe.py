@@ -89,7 +89,7 @@ def photo_views(
     scale: tuple[float, float],
 ) -> np.ndarray:
     """[views, S, S, 3] uint8: the photo as served, its mirror image, then `crops` crops."""
-    image = load_rgb(data, draft_size=preprocessing.size)
+    image = load_rgb(data, draft_size=preprocessing.decode_size)
     served = np.asarray(preprocessing.resize(image), dtype=np.uint8)
     views = [served, served[:, ::-1]]
     size = (preprocessing.size, preprocessing.size)
@@ -218,15 +218,35 @@ def build_cache(
 # ---------------------------------------------------------------- training
 
 
-def fit_probe(model: EfficientNetLite0, train: Cache, cfg: dict[str, Any]) -> None:
-    """Warm-up: the cat/dog classifier fitted on the frozen pooled features of every view."""
+def fit_probe(
+    model: EfficientNetLite0, train: Cache, val: Cache, cfg: dict[str, Any]
+) -> dict[str, float]:
+    """Warm-up: the cat/dog classifier fitted on the frozen pooled features of every view, with
+    each weight decay of `probe_weight_decays`; the one with the lowest val log loss is kept.
+    Returns each decay's val log loss."""
+    val_loss: dict[str, float] = {}
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
+    for decay in cfg["probe_weight_decays"]:
+        _fit_head(model.classifier, train, decay, cfg["probe_steps"])
+        logits, _ = logits_from_cache(model, val, 0)
+        loss = float(F.cross_entropy(logits, val.labels))
+        val_loss[f"{decay:g}"] = round(loss, 5)
+        if best is None or loss < best[0]:
+            best = (loss, copy.deepcopy(model.classifier.state_dict()))
+    assert best is not None
+    model.classifier.load_state_dict(best[1])
+    return val_loss
+
+
+def _fit_head(head: torch.nn.Linear, train: Cache, decay: float, steps: int) -> None:
+    """LBFGS on cross-entropy plus `decay` x the squared weights, from zero."""
     x = train.pooled.reshape(-1, train.pooled.shape[-1])
     y = train.labels.repeat_interleave(train.pooled.shape[1])
-    head = model.classifier
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
     optimizer = torch.optim.LBFGS(
-        head.parameters(), lr=1.0, max_iter=cfg["probe_steps"], line_search_fn="strong_wolfe"
+        head.parameters(), lr=1.0, max_iter=steps, line_search_fn="strong_wolfe"
     )
-    decay = cfg["probe_weight_decay"]
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -468,7 +488,11 @@ def main(argv: list[str] | None = None) -> int:
     log("split: " + ", ".join(f"{s} {len(p.items)}" for s, p in splits.items()))
     mean, std = input_normalisation("efficientnet_lite0")
     preprocessing = Preprocessing(
-        size=cfg["image_size"], mean=mean, std=std, resample=cfg["resample"]
+        size=cfg["image_size"],
+        mean=mean,
+        std=std,
+        resample=cfg["resample"],
+        center_crop=cfg.get("center_crop"),
     )
     options = {
         "frozen_blocks": cfg["frozen_blocks"],
@@ -495,8 +519,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"cache built in {cache_minutes:.1f} min")
     train, val, test = caches["train"], caches["val"], caches["test"]
 
-    fit_probe(model, train, cfg)
-    probe: dict[str, Any] = {}
+    probe_decays = fit_probe(model, train, val, cfg)
+    log(f"linear probe val log loss by weight decay: {probe_decays}")
+    probe: dict[str, Any] = {"val_log_loss_by_weight_decay": probe_decays}
     for split, cache in (("val", val), ("test", test)):
         logits, _ = logits_from_cache(model, cache, 0)
         probe[split] = scores(logits, cache.labels)
