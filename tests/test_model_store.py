@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from catdog.cli import app
-from catdog.model_store import REFERENCE_DIR, read_card, resolve, sha256_of
+from catdog.model_store import REFERENCE_DIR, REFERENCE_FILE, read_card, resolve, sha256_of
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "petimages"
-REFERENCE = REFERENCE_DIR / "model.onnx"
+REFERENCE = REFERENCE_DIR / REFERENCE_FILE
 
 
 def test_no_model_named_is_always_the_reference_model(
@@ -35,7 +35,7 @@ def test_a_named_file_is_that_file_with_its_card_version(tmp_path: Path) -> None
         shutil.copy(REFERENCE_DIR / name, tmp_path / name)
     resolved = resolve(tmp_path)  # a folder means its model.onnx
     assert (resolved.path, resolved.spec) == (tmp_path / "model.onnx", str(tmp_path / "model.onnx"))
-    assert resolved.sha256 == sha256_of(REFERENCE)
+    assert resolved.sha256 == sha256_of(REFERENCE_DIR / "model.onnx")
 
 
 def test_evaluate_prints_the_model_it_scored_on_stderr_and_in_its_json(tmp_path: Path) -> None:
