@@ -23,6 +23,7 @@ from catdog.training.evaluate import evaluate, find_photos
 from catdog.training.export import (
     INT8_FILE,
     parity_max_abs_diff,
+    quantize_int8,
 )
 
 if TYPE_CHECKING:
@@ -137,3 +138,19 @@ def test_export_command_judges_int8_on_the_selection_split_and_leaves_no_stale_f
         assert int8.card["quantized"] and int8.card["onnx_sha256"] == sha256_of(int8_path)
         measured = evaluate(int8, selection).scores()
         assert measured["accuracy"] == pytest.approx(decision["int8_accuracy"])
+
+
+def test_int8_keeps_the_probabilities_float(tiny_models: TinyModels, tmp_path: Path) -> None:
+    """Only the convolutions are quantised: quantised probabilities come in steps of 1/255 and
+    rows that do not sum to 1, which the service's runners refuse to load."""
+    fp32 = OnnxClassifier(tiny_models.good.onnx_path)
+    batch = np.stack([fp32.prepare(path) for path in RAW_PHOTOS])
+    int8_path = tmp_path / INT8_FILE
+    quantize_int8(tiny_models.good.onnx_path, int8_path, batch)
+    graph = onnx.load(str(int8_path)).graph
+    assert any(node.op_type == "QuantizeLinear" for node in graph.node)
+    (softmax,) = [node for node in graph.node if node.op_type == "Softmax"]
+    assert not [n for n in graph.node if softmax.output[0] in n.input and n.op_type != "Identity"]
+    card = {"preprocessing": fp32.preprocessing.to_dict()}
+    got = OnnxClassifier(int8_path, card=card).predict_batch(batch)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-6)
