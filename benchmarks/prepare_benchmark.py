@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(
             [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
         ),
-        "raw": str(args.raw),
-        "scratch": str(args.scratch),
+        "raw": os.path.relpath(args.raw, REPO),
+        "scratch": os.path.relpath(args.scratch, REPO),
         "photos": count,
         "size": args.size,
         "repeat": args.repeat,

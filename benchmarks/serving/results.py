@@ -82,9 +82,12 @@ def environment() -> dict[str, Any]:
 
 
 def _clean(value: Any) -> Any:
-    """NaN is not JSON: write null instead."""
+    """NaN is not JSON: write null instead. An absolute path is written relative to the
+    repository (results are committed: no machine's own folders in them)."""
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, str) and value.startswith("/") and Path(value).exists():
+        return os.path.relpath(value, REPO_ROOT)
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
