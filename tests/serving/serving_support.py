@@ -220,7 +220,7 @@ def stat_fields(path: Path) -> list[str]:
 
 
 def runner_pids(pid: int) -> list[int]:
-    """The service's runner processes: its children that run catdog.serving.runner."""
+    """The service's runner processes: its children that run catdog.serving.child."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -230,7 +230,7 @@ def runner_pids(pid: int) -> list[int]:
             command = (entry / "cmdline").read_bytes()
         except (OSError, IndexError):
             continue  # it ended while we looked
-        if parent == pid and b"catdog.serving.runner" in command:
+        if parent == pid and b"catdog.serving.child" in command:
             found.append(int(entry.name))
     return sorted(found)
 

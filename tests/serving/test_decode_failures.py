@@ -19,7 +19,7 @@ from serving_support import RED, SAMPLES, encode, metric, serving, solid
 
 from catdog.errors import IMAGE_REASONS, ImageError
 from catdog.predictor import OnnxClassifier
-from catdog.serving.runner import Ran, Run, _answer, decode_failure
+from catdog.serving.child import Ran, Run, _answer, decode_failure
 from catdog.serving.settings import Settings
 
 PHOTO = (SAMPLES / "Cat" / "cat.1136.jpg").read_bytes()

@@ -29,8 +29,9 @@ import structlog
 from catdog.errors import CatdogError, ImageError, ServiceUnavailableError
 from catdog.predictor import ServedModel
 from catdog.preprocess import DEFAULT_MAX_PIXELS
+from catdog.serving.child import Load, Run
 from catdog.serving.metrics import ServiceMetrics
-from catdog.serving.runner import Load, Run, RunnerProcess, RunnerStoppedError
+from catdog.serving.runner import RunnerProcess, RunnerStoppedError
 
 log = structlog.get_logger("catdog.serving")
 

@@ -1,0 +1,208 @@
+"""A runner's child process: the messages it answers, and its loop.
+
+The service's runner processes (catdog.serving.runner) start this program and speak to it over a
+private pair of pipes, one message at a time: load a model, run a batch of uploads, drop a model,
+answer a ping. The child imports only what decoding and the model need: no structlog, no
+asyncio, nothing of the web service (13 MB less resident memory in every runner).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from catdog.errors import CatdogError, ImageError, ModelError, image_error
+from catdog.predictor import OnnxClassifier
+from catdog.serving.heap import TRIM_AFTER_BYTES, release_free_memory
+
+# One upload's outcome: its probabilities, or why it was refused.
+Outcome = np.ndarray | CatdogError
+
+
+@dataclass(frozen=True)
+class Load:
+    """Load, warm and check the ONNX model at `path`; later messages name it by `key`."""
+
+    key: str
+    path: str
+    threads: int
+    spinning: bool
+
+
+@dataclass(frozen=True)
+class Run:
+    """Decode `uploads` and run them as one batch through model `key`. The service sends a
+    list; a runner reads them one at a time as they arrive (`_arriving`)."""
+
+    key: str
+    uploads: Sequence[bytes] | Iterable[bytes]
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class RunHeader:
+    """On the wire, a Run is this header and then each upload as raw bytes: pickling the whole
+    batch would copy every upload once more on each side (a 16-file batch of 10 MiB photos)."""
+
+    key: str
+    count: int
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Forget model `key`: no job will name it again."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Answer at once: the supervisor's check that an idle runner is alive."""
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A batch's outcomes in order, and how long the model run itself took."""
+
+    outcomes: list[Outcome]
+    seconds: float
+
+
+Message = Load | Run | Drop | Ping
+
+
+def _load(message: Load) -> OnnxClassifier:
+    """An OnnxClassifier, warmed by one photo, that answers in the contract's shape."""
+    model = OnnxClassifier(Path(message.path), threads=message.threads, spinning=message.spinning)
+    size = model.preprocessing.size
+    photo = io.BytesIO()
+    Image.new("RGB", (2 * size, 2 * size), (128, 96, 64)).save(photo, "JPEG")
+    out = model.predict_batch(model.prepare(photo.getvalue())[np.newaxis])
+    classes = len(model.classes)
+    width = classes + int(model.has_pet_score)  # the pet score rides after the probabilities
+    if out.shape != (1, width) or not np.allclose(out[:, :classes].sum(axis=1), 1, atol=1e-3):
+        raise ModelError(
+            f"{model.path} must output probabilities of shape [N, {classes}] "
+            f"that sum to 1; got {out.tolist()}"
+        )
+    # ONNX Runtime frees the parsed model (about twice the weights) once the session is built;
+    # glibc would keep those pages resident.
+    release_free_memory()
+    return model
+
+
+def _prepare(model: OnnxClassifier, data: bytes, max_pixels: int) -> Outcome:
+    """One upload to a model input, or the 4xx that says why not. Whatever a decoder raises
+    here is the photo's fault, whatever its type: Pillow's plugins raise OSError, ValueError,
+    struct.error, IndexError... for files they cannot read, and none of that is a model fault."""
+    refusal: CatdogError
+    try:
+        return model.prepare(data, max_pixels=max_pixels)
+    except CatdogError as exc:
+        refusal = exc
+    except MemoryError:
+        refusal = image_error("too_many_pixels", "the image needs more memory than a runner has")
+    except Exception as exc:  # any decoder failure refuses this photo alone
+        refusal = decode_failure(exc)
+    # Only the reason travels back: a traceback would keep the upload's frames (its bytes)
+    # alive as long as the reply.
+    refusal.__traceback__ = refusal.__cause__ = refusal.__context__ = None
+    return refusal
+
+
+def decode_failure(exc: BaseException) -> ImageError:
+    """The refusal for a decoder's own exception: `truncated` when the file ends early."""
+    text = str(exc) or type(exc).__name__
+    reason = "truncated" if "truncat" in text.lower() else "undecodable"
+    return image_error(reason, f"cannot decode the image: {text}")
+
+
+def _run(model: OnnxClassifier, message: Run) -> Ran:
+    """Decode each upload (a bad one fails alone), then one model run for the rest."""
+    prepared: list[Outcome] = []
+    for data in message.uploads:
+        prepared.append(_prepare(model, data, message.max_pixels))
+        del data  # before the next is read: a runner holds one upload at a time (`_arriving`)
+    started = time.perf_counter()
+    outcomes = model.score_each(prepared)
+    return Ran(outcomes, time.perf_counter() - started)
+
+
+def _answer(models: dict[str, OnnxClassifier], message: object) -> object:
+    """One message's reply; an error is the reply, never the end of the runner."""
+    try:
+        if isinstance(message, Load):
+            models[message.key] = _load(message)
+            return True
+        if isinstance(message, Drop):
+            models.pop(message.key, None)
+            return True
+        if isinstance(message, Ping):
+            return True
+        if isinstance(message, Run):
+            if message.key not in models:
+                return ModelError(f"model {message.key} is not loaded in this runner")
+            return _run(models[message.key], message)
+        return ModelError(f"a runner cannot handle {type(message).__name__}")
+    except CatdogError as exc:
+        return exc
+    except Exception as exc:  # ONNX Runtime's errors are untyped; fail this message only
+        return ModelError(f"the model failed: {exc}")
+
+
+def _arriving(receive: Connection, count: int) -> Iterator[bytes]:
+    """A batch's uploads one at a time as they come off the pipe, each decoded and let go of
+    before the next is read: a runner holds one 10 MiB upload, not the whole batch, and hands a
+    large one's pages back at once. Every one is read even when the model is missing, so the
+    next message starts where it should."""
+    for _ in range(count):
+        data = receive.recv_bytes()
+        large = len(data) > TRIM_AFTER_BYTES
+        yield data
+        del data
+        if large:
+            release_free_memory()
+
+
+def serve(receive: Connection, send: Connection) -> None:
+    """Answer messages until the service closes the pipe."""
+    # Ctrl-C reaches the whole process group: the service drains, then closes the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    models: dict[str, OnnxClassifier] = {}
+    while True:
+        try:
+            message = receive.recv()
+            if isinstance(message, RunHeader):
+                uploads = _arriving(receive, message.count)
+                reply = _answer(models, Run(message.key, uploads, message.max_pixels))
+                for _ in uploads:  # the rest of a batch whose model was missing
+                    pass
+            else:
+                reply = _answer(models, message)
+        except (EOFError, OSError):
+            return
+        with contextlib.suppress(OSError):  # the service is gone: nobody left to answer
+            send.send(reply)
+
+
+def main() -> None:
+    """The child's entry (CHILD_PROGRAM): the pipe ends to read from and write to."""
+    # Imported before the first message, not on it: while the service is still starting, this
+    # runs beside it, and the first load then only builds its session.
+    import onnxruntime  # noqa: F401, PLC0415
+
+    serve(
+        Connection(int(sys.argv[1]), writable=False),
+        Connection(int(sys.argv[2]), readable=False),
+    )
