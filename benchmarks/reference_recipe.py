@@ -228,8 +228,8 @@ def fit_probe(
     best: tuple[float, dict[str, torch.Tensor]] | None = None
     for decay in cfg["probe_weight_decays"]:
         _fit_head(model.classifier, train, decay, cfg["probe_steps"])
-        logits, _ = logits_from_cache(model, val, 0)
-        loss = float(F.cross_entropy(logits, val.labels))
+        with torch.no_grad():  # the backbone is frozen: val's cached pooled features suffice
+            loss = float(F.cross_entropy(model.classifier(val.pooled[:, 0]), val.labels))
         val_loss[f"{decay:g}"] = round(loss, 5)
         if best is None or loss < best[0]:
             best = (loss, copy.deepcopy(model.classifier.state_dict()))
