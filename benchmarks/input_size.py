@@ -1,5 +1,5 @@
-"""Input size: test accuracy against bare ONNX Runtime speed at 224, 192 and 160 px, with the
-photo centre-cropped (the card's `center_crop`) and squashed whole.
+"""Input size: test accuracy against bare ONNX Runtime speed at 288, 256, 224, 192 and 160 px,
+with the photo centre-cropped (the card's `center_crop`) and squashed whole.
 
     .venv/bin/python -m benchmarks.input_size [--checkpoint models/reference/checkpoint.pt]
 
@@ -7,7 +7,7 @@ For each size and fit, with the same weights (every layer of EfficientNet-Lite0 
 - bare ONNX Runtime images/s of the exported graph (both heads), 2 threads, batches of 8 and 1;
 - test accuracy and log loss of a linear probe on frozen ImageNet features at that size (fitted
   on the train split): what the backbone can tell apart at that resolution;
-- test accuracy and log loss of the shipped weights (fitted at 224 px) fed that size and fit.
+- test accuracy and log loss of the shipped weights (fitted at 256 px) fed that size and fit.
 Photos are the originals of the data stage's split, decoded as serving decodes them.
 
 Writes benchmarks/results/input_size.json.
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=Path("models/reference/checkpoint.pt"))
     parser.add_argument("--data", type=Path, default=Path("data/reference"))
     parser.add_argument("--raw", type=Path, default=Path("../shared/datasets/petimages-8k"))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[224, 192, 160])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[288, 256, 224, 192, 160])
     parser.add_argument("--train-photos", type=int, default=2000, help="for the linear probe")
     parser.add_argument("--fits", nargs="+", choices=["crop", "squash"], default=["crop", "squash"])
     parser.add_argument("--out", type=Path, default=RESULTS / "input_size.json")
