@@ -77,7 +77,7 @@ class ExportParams(EvidenceParams):
     max_int8_accuracy_drop: float = Field(0.5, ge=0, description="percentage points")
     parity_tolerance: float = Field(1e-4, gt=0)
     parity_photos: int = Field(32, ge=1)
-    calibration_photos: int = Field(64, ge=1)
+    calibration_photos: int = Field(256, ge=1)
     batch_size: int = Field(32, ge=1)
     # Each export registers a new version of this model (None: register nothing), in the
     # training run, or in a new run of this experiment when the store lacks that run.
