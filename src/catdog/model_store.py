@@ -78,8 +78,8 @@ class ResolvedModel:
 
 def default_model() -> Path:
     """The shipped reference model: the one rule when no model is named. Its int8 version: as
-    accurate on the test split (99.16% against 99.04%), 2.3x the images/s of the float32 file
-    in a one-thread runner and 57 MB lighter after a load run; `model.onnx` beside it is one
+    accurate on the test split (99.52%, as float32), about twice the images/s of the float32
+    file in a one-thread runner and lighter after a load run; `model.onnx` beside it is one
     `--model` away."""
     candidate = REFERENCE_DIR / REFERENCE_FILE
     if not candidate.is_file():
