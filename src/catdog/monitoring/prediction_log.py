@@ -190,7 +190,7 @@ class PredictionLog:
             **dict.fromkeys(STATISTICS),
         }
         try:
-            stats = photo_stats(answered.photo, max_pixels=self.max_pixels)
+            stats = photo_stats(answered.photo, max_pixels=self.max_pixels, seen=answered.look)
         except CatdogError:
             return row  # answered, so decodable; kept without statistics if not
         row.update(stats.as_dict())

@@ -10,6 +10,10 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from catdog.monitoring.stats import Look
 
 ID_LENGTH = 32
 _TIME_HEX = 12
@@ -50,3 +54,4 @@ class Answered:
     probabilities: dict[str, float]
     pet_score: float | None
     photo: bytes
+    look: Look | None = None  # the photo's look as the runner decoded it; None: decode it here

@@ -1,7 +1,9 @@
 """Cheap statistics of an input photo: what drift is measured on.
 
 One function for the training baseline and the live log, computed on a small thumbnail so that
-a 12-megapixel upload and a 128-pixel training photo are measured alike.
+a 12-megapixel upload and a 128-pixel training photo are measured alike. The service's runners
+compute a photo's `Look` from the decode they make for the model anyway (`look`), so that the
+prediction log never decodes a photo a second time.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
-from catdog.preprocess import decode
+from catdog.preprocess import Decoded, decode
 
 THUMBNAIL_SIDE = 64
 # The statistics drift is measured on, all in [0, 1] except the aspect ratio (width / height).
@@ -50,17 +52,35 @@ def appearance(img: Image.Image) -> tuple[float, float, float]:
     return float(luma.mean() / 255), float(luma.std() / 255), float(colourfulness / 255)
 
 
-def photo_stats(data: bytes, *, max_pixels: int) -> PhotoStats:
-    """Statistics of an uploaded file (decoded at reduced scale where the format allows)."""
-    decoded = decode(data, max_pixels=max_pixels, draft_size=THUMBNAIL_SIDE)
+@dataclass(frozen=True)
+class Look:
+    """What a photo looks like: its upright size and appearance, without its bytes' identity."""
+
+    width: int
+    height: int
+    brightness: float
+    contrast: float
+    colourfulness: float
+
+
+def look(decoded: Decoded) -> Look:
+    """A decoded photo's `Look` (any decode scale: the thumbnail evens them out)."""
     brightness, contrast, colourfulness = appearance(decoded.image)
+    return Look(decoded.width, decoded.height, brightness, contrast, colourfulness)
+
+
+def photo_stats(data: bytes, *, max_pixels: int, seen: Look | None = None) -> PhotoStats:
+    """Statistics of an uploaded file: its `Look` as a runner saw it, or decoded here at
+    reduced scale where the format allows."""
+    if seen is None:
+        seen = look(decode(data, max_pixels=max_pixels, draft_size=THUMBNAIL_SIDE))
     return PhotoStats(
         sha256=hashlib.sha256(data).hexdigest(),
         bytes=len(data),
-        width=decoded.width,
-        height=decoded.height,
-        brightness=brightness,
-        contrast=contrast,
-        colourfulness=colourfulness,
-        aspect_ratio=decoded.width / decoded.height,
+        width=seen.width,
+        height=seen.height,
+        brightness=seen.brightness,
+        contrast=seen.contrast,
+        colourfulness=seen.colourfulness,
+        aspect_ratio=seen.width / seen.height,
     )

@@ -27,6 +27,7 @@ import numpy as np
 import structlog
 
 from catdog.errors import CatdogError, ImageError, ServiceUnavailableError
+from catdog.monitoring.stats import Look
 from catdog.predictor import ServedModel
 from catdog.preprocess import DEFAULT_MAX_PIXELS
 from catdog.serving.child import Load, Run
@@ -84,10 +85,11 @@ class Admission:
 
 
 class Scored(NamedTuple):
-    """One image's probabilities and the size of the batch it ran in."""
+    """One image's probabilities, the size of the batch it ran in, and its look."""
 
     probabilities: np.ndarray
     batch_size: int
+    look: Look | None = None
 
 
 @dataclass(eq=False)
@@ -339,8 +341,10 @@ class MicroBatcher:
             if size:
                 self._metrics.inference.observe(ran.seconds)
                 self._metrics.batch_size.observe(size)
-            for job, outcome in zip(group, ran.outcomes, strict=True):
-                answer = outcome if isinstance(outcome, CatdogError) else Scored(outcome, size)
+            for job, outcome, seen in zip(group, ran.outcomes, ran.looks, strict=True):
+                answer = (
+                    outcome if isinstance(outcome, CatdogError) else Scored(outcome, size, seen)
+                )
                 outcomes.append((job.future, answer))
         return outcomes
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import structlog
 
 from catdog.errors import CatdogError, ServiceUnavailableError
+from catdog.monitoring.stats import Look
 from catdog.predictor import Prediction
 from catdog.serving.batching import Admission, MicroBatcher
 from catdog.serving.metrics import ServiceMetrics
@@ -29,6 +30,7 @@ class Answer:
     prediction: Prediction
     model_version: str
     batch_size: int
+    look: Look | None = None  # for the prediction log, as the runner decoded the photo
 
 
 class InferenceService:
@@ -121,4 +123,4 @@ class InferenceService:
         prediction = model.to_prediction(scored.probabilities)
         self.metrics.predictions.labels(label=prediction.label).inc()
         self.metrics.confidence.labels(label=prediction.label).observe(prediction.confidence)
-        return Answer(prediction, model.version, scored.batch_size)
+        return Answer(prediction, model.version, scored.batch_size, scored.look)

@@ -99,6 +99,7 @@ def _prediction_fields(
             probabilities=prediction.probabilities,
             pet_score=prediction.pet_score,
             photo=photo,
+            look=answer.look,
         ),
         is_pet=is_pet,
     )
