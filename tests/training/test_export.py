@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from catdog.cli import app
 from catdog.errors import ExportError
 from catdog.model_store import card_path
+from catdog.monitoring.stats import STATISTICS
 from catdog.predictor import INPUT_NAME, OUTPUT_NAME, OnnxClassifier
 from catdog.preprocess import Preprocessing
 from catdog.training.card import sha256_of
@@ -122,6 +123,10 @@ def test_export_command_judges_int8_on_the_selection_split_and_leaves_no_stale_f
     assert result.exit_code == 0, result.output
 
     card = json.loads((out / "model.card.json").read_text())
+    # The drift baseline `catdog monitor` compares live traffic with, beside the model it is of
+    baseline = json.loads((out / "model.baseline.json").read_text())
+    assert baseline["model_version"] == card["version"] and baseline["photos"] > 0
+    assert set(baseline["statistics"]) == set(STATISTICS)
     decision = card["quantization"]
     # No val/ split here: the gate falls back to the whole data set, never to test/ alone.
     selection = find_photos(tiny_models.data)
