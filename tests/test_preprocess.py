@@ -53,3 +53,24 @@ def test_the_card_round_trips_the_crop_and_old_cards_squash() -> None:
     assert pre.decode_size == 256 and Preprocessing(size=224).decode_size == 224
     with pytest.raises(ValueError, match="center_crop"):
         Preprocessing(size=224, center_crop=1.5)
+
+
+@pytest.mark.parametrize(
+    ("mean", "std"),
+    [((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))],
+)
+def test_to_array_is_the_plain_normalisation_bit_for_bit(
+    mean: tuple[float, float, float], std: tuple[float, float, float]
+) -> None:
+    """The in-place arithmetic gives the very floats that training's models were fitted on."""
+    pre = Preprocessing(size=64, mean=mean, std=std, center_crop=0.875)
+    for path in sorted(SAMPLE.glob("*/*.jpg"))[:6]:
+        photo = load_rgb(path)
+        pixels = np.asarray(pre.resize(photo), dtype=np.float32)
+        shift = np.asarray(mean, dtype=np.float32) * 255.0
+        scale = np.asarray(std, dtype=np.float32) * 255.0
+        plain = ((pixels - shift) / scale).transpose(2, 0, 1)
+        fast = pre.to_array(photo)
+        assert fast.dtype == np.float32 and fast.shape == (3, 64, 64)
+        assert fast.flags.c_contiguous
+        np.testing.assert_array_equal(fast, plain)
