@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,15 @@ class ResolvedModel:
     sha256: str
 
     def describe(self) -> dict[str, str]:
-        """What a command's JSON says of it (and its stderr line, `commands.model_line`)."""
+        """What a command's JSON says of it (and its stderr line, `model_line`)."""
         return {"spec": self.spec, "version": self.version, "sha256": self.sha256}
+
+
+def model_line(described: Mapping[str, Any]) -> str:
+    """The one stderr line in which every command that scores says which model it used."""
+    return (
+        f"model: {described['spec']} (version {described['version']}, sha256 {described['sha256']})"
+    )
 
 
 def default_model() -> Path:

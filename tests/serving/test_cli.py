@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -38,6 +39,13 @@ def test_predict_prints_json_lines_and_exits_3_when_a_file_is_refused(
     assert [Path(r["file"]).name for r in records] == ["a-red.jpg", "c-notes.txt", "b-blue.png"]
     assert [r.get("label") or r["error"] for r in records] == ["cat", "not_an_image", "dog"]
     assert records[0]["model_version"] == "tiny-1"
+    # Which model answered: on stderr in one line, and in every answer's JSON
+    sha256 = hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    assert records[0]["model"] == {"spec": str(tiny_model), "version": "tiny-1", "sha256": sha256}
+    assert f"model: {tiny_model} (version tiny-1, sha256 {sha256})" in " ".join(
+        result.stderr.split()
+    )
+    assert "model:" not in result.stdout, "stdout stays JSON lines"
 
 
 def test_predict_table_and_exit_0_when_every_file_is_classified(

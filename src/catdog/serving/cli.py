@@ -61,14 +61,17 @@ def predict(
     batch_size: Annotated[int, typer.Option(min=1, help="Photos per model run.")] = 32,
 ) -> None:
     """Classify local photos without a server. Exits 3 when any file was refused."""
-    from catdog.model_store import resolve_model  # noqa: PLC0415
+    from catdog.model_store import model_line, resolve  # noqa: PLC0415
     from catdog.predictor import OnnxClassifier  # noqa: PLC0415
     from catdog.serving.local import classify_files, expand  # noqa: PLC0415
     from catdog.serving.settings import load_settings  # noqa: PLC0415
     from catdog.terminal import console, progress, summary_table  # noqa: PLC0415
 
     settings = load_settings()
-    classifier = OnnxClassifier(resolve_model(model if model is not None else settings.model))
+    resolved = resolve(model if model is not None else settings.model)
+    described = resolved.describe()
+    console.print(model_line(described), highlight=False, soft_wrap=True)
+    classifier = OnnxClassifier(resolved.path)
     if settings.pet_threshold is not None:
         classifier.pet_threshold = settings.pet_threshold
     paths = expand(images)
@@ -84,7 +87,7 @@ def predict(
         ):
             answers.append(answer)
             if as_json:
-                typer.echo(json.dumps(_as_record(answer, classifier.version)))
+                typer.echo(json.dumps(_as_record(answer, described)))
     if not as_json:
         _print_table(answers)
     refused = sum(a.error is not None for a in answers)
@@ -105,7 +108,8 @@ def predict(
         raise typer.Exit(ImageError.exit_code)
 
 
-def _as_record(answer: FileAnswer, version: str) -> dict[str, object]:
+def _as_record(answer: FileAnswer, model: dict[str, str]) -> dict[str, object]:
+    """One JSON line: the file's answer and the model that gave it, or why it was refused."""
     if answer.prediction is not None:
         return {
             "file": str(answer.path),
@@ -114,7 +118,8 @@ def _as_record(answer: FileAnswer, version: str) -> dict[str, object]:
             "probabilities": answer.prediction.probabilities,
             "is_pet": answer.prediction.is_pet,
             "pet_score": answer.prediction.pet_score,
-            "model_version": version,
+            "model_version": model["version"],
+            "model": model,
         }
     error = answer.error
     return {

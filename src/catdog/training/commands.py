@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from catdog.errors import ConfigError
+from catdog.model_store import model_line
 from catdog.params import DEFAULT_PARAMS
 
 ParamsOption = Annotated[
@@ -97,13 +98,6 @@ def evaluate(
         + [("refused", report["refused_count"]), ("data", str(data_dir))],
     )
     _emit(report, out)
-
-
-def model_line(described: dict[str, Any]) -> str:
-    """The one stderr line that says which model a command scored."""
-    return (
-        f"model: {described['spec']} (version {described['version']}, sha256 {described['sha256']})"
-    )
 
 
 def export(
