@@ -25,7 +25,8 @@ import numpy as np
 from benchmarks.serving.photos import Photo, add_photo_arguments, photos_from_args
 from benchmarks.serving.results import print_table, result_path, write_json
 from catdog.model_store import resolve_model
-from catdog.predictor import OnnxClassifier, ServedModel
+from catdog.prediction import ServedModel
+from catdog.predictor import OnnxClassifier
 from catdog.serving.batching import MicroBatcher
 from catdog.serving.metrics import ServiceMetrics
 from catdog.serving.runner import runner_processes

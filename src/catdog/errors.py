@@ -6,6 +6,9 @@ and a human `detail`. The CLI maps `CatdogError` to `exit_code`; the service to 
 
 from __future__ import annotations
 
+# A 12-megapixel phone photo passes; a decompression bomb does not (ImageError `too_many_pixels`).
+DEFAULT_MAX_PIXELS = 40_000_000
+
 
 class CatdogError(Exception):
     """Base of every error catdog reports to a user instead of a traceback."""

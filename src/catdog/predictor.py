@@ -7,7 +7,6 @@ offline is exactly what is served. No torch: ONNX Runtime, Pillow and NumPy only
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,51 +14,13 @@ import numpy as np
 
 from catdog.errors import CatdogError, ModelError
 from catdog.model_store import read_card
+from catdog.prediction import Prediction, card_pet_threshold, to_prediction
 from catdog.preprocess import DEFAULT_MAX_PIXELS, Preprocessing
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 # Models that keep ImageNet's classifier also output the softmax mass on its cat and dog classes.
 PET_OUTPUT_NAME = "pet_score"
-# Below this pet score a photo is "not a pet" unless the card (or CATDOG_PET_THRESHOLD) says
-# otherwise: measured on non-pet images against cat/dog test photos (README, "Not a pet").
-DEFAULT_PET_THRESHOLD = 0.1
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One photo's answer."""
-
-    label: str
-    confidence: float
-    probabilities: dict[str, float]
-    # Models with an ImageNet head beside the cat/dog head also say whether the photo shows a pet:
-    # pet_score is the probability mass on ImageNet's cat and dog classes; None for older models.
-    pet_score: float | None = None
-    is_pet: bool | None = None
-
-
-def to_prediction(
-    classes: Sequence[str], scores: np.ndarray, pet_threshold: float = DEFAULT_PET_THRESHOLD
-) -> Prediction:
-    """One row of `predict_batch` to a labelled answer: the class probabilities, then the pet
-    score when the model has one (a photo under `pet_threshold` is not a pet)."""
-    probabilities = scores[: len(classes)]
-    best = int(np.argmax(probabilities))
-    pet = float(scores[len(classes)]) if len(scores) > len(classes) else None
-    return Prediction(
-        label=classes[best],
-        confidence=float(probabilities[best]),
-        probabilities={c: float(p) for c, p in zip(classes, probabilities, strict=True)},
-        pet_score=pet,
-        is_pet=None if pet is None else pet >= pet_threshold,
-    )
-
-
-def card_pet_threshold(card: dict[str, Any]) -> float:
-    """The pet-score threshold the model card recommends (measured at export), else the default."""
-    not_a_pet = card.get("not_a_pet") or {}
-    return float(not_a_pet.get("threshold", DEFAULT_PET_THRESHOLD))
 
 
 def card_preprocessing(onnx_path: Path, card: dict[str, Any]) -> Preprocessing:
@@ -69,37 +30,6 @@ def card_preprocessing(onnx_path: Path, card: dict[str, Any]) -> Preprocessing:
     except (KeyError, TypeError, ValueError) as exc:
         detail = f"model card of {onnx_path} has no usable preprocessing: {exc}"
         raise ModelError(detail) from exc
-
-
-@dataclass(frozen=True, eq=False)
-class ServedModel:
-    """What the service's event loop knows of a model: its card. The sessions live in the runner
-    processes, which know it by `key` (one per load, so reloading a file is a new model)."""
-
-    key: str
-    path: Path
-    card: dict[str, Any]
-    preprocessing: Preprocessing
-
-    @classmethod
-    def read(cls, onnx_path: Path, key: str) -> ServedModel:
-        """The model at `onnx_path`, described by the card beside it."""
-        card = read_card(onnx_path)
-        return cls(key, onnx_path, card, card_preprocessing(onnx_path, card))
-
-    @property
-    def version(self) -> str:
-        """The card's version: every answer names it."""
-        return str(self.card.get("version", "unknown"))
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """Class names in the order of the model's output columns."""
-        return self.preprocessing.classes
-
-    def to_prediction(self, scores: np.ndarray) -> Prediction:
-        """One row of `predict_batch` to a labelled answer."""
-        return to_prediction(self.classes, scores, card_pet_threshold(self.card))
 
 
 class OnnxClassifier:
@@ -112,10 +42,13 @@ class OnnxClassifier:
         threads: int | None = None,
         card: dict[str, Any] | None = None,
         spinning: bool = True,
+        arena: bool = True,
     ) -> None:
         """`card` stands in for the card file: export tests a model before writing its card.
         `spinning=False` stops idle ONNX Runtime threads from busy-waiting, which leaves the CPU
-        to the service's decoding threads between batches."""
+        to the service's decoding threads between batches. `arena=False` leaves tensors to
+        malloc, whose freed pages a long-lived process can hand back when idle: ONNX Runtime's
+        arena keeps its peak for good."""
         import onnxruntime as ort  # noqa: PLC0415 - keeps `catdog --help` fast
 
         self.path = onnx_path
@@ -130,6 +63,7 @@ class OnnxClassifier:
             options.inter_op_num_threads = 1
         if not spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.enable_cpu_mem_arena = arena
         try:
             self.session = ort.InferenceSession(
                 str(onnx_path), options, providers=["CPUExecutionProvider"]
@@ -178,7 +112,7 @@ class OnnxClassifier:
 
     def to_prediction(self, scores: np.ndarray) -> Prediction:
         """One row of `predict_batch` to a labelled answer."""
-        return to_prediction(self.classes, scores, self.pet_threshold)
+        return to_prediction(self.classes, scores.tolist(), self.pet_threshold)
 
     def classify(self, sources: Sequence[bytes | Path]) -> list[Prediction]:
         """Classify several photos in one batch (raises on the first unusable one)."""

@@ -18,13 +18,11 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-from catdog.errors import ImageError, image_error
+from catdog.errors import DEFAULT_MAX_PIXELS, ImageError, image_error
 
 CLASSES: tuple[str, ...] = ("cat", "dog")
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-# A 12-megapixel phone photo passes; a decompression bomb does not.
-DEFAULT_MAX_PIXELS = 40_000_000
 
 RESAMPLING: dict[str, Image.Resampling] = {
     "nearest": Image.Resampling.NEAREST,

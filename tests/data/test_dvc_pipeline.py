@@ -21,7 +21,11 @@ STAGE_ENTRY_MODULES = {
     "prepare": ["catdog.data.cli", "catdog.data.prepare", "catdog.data.report"],
     "train": ["catdog.training.cli", "catdog.training.loop"],
     "evaluate": ["catdog.training.commands", "catdog.training.evaluate"],
-    "export": ["catdog.training.commands", "catdog.training.export"],
+    "export": [
+        "catdog.training.commands",
+        "catdog.training.export",
+        "catdog.monitoring.baseline_export",  # imported when the export writes it
+    ],
     "promote": ["catdog.training.commands", "catdog.training.registry"],
 }
 # The demo's training, made tiny: the pipeline is under test here, not the model.

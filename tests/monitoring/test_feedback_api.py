@@ -13,8 +13,8 @@ import httpx
 import pytest
 from tests.serving.serving_support import BLUE, RED, SAMPLES, serving, solid, write_tiny_model
 
+from catdog.monitoring.appearance import look_of
 from catdog.monitoring.records import new_prediction_id, utcnow
-from catdog.monitoring.stats import photo_stats
 from catdog.monitoring.store import PredictionStore
 from catdog.serving.settings import Settings
 
@@ -83,7 +83,7 @@ async def test_every_answered_photo_is_logged_with_its_statistics(
     for value in (row.brightness, row.contrast, row.colourfulness):
         assert value is not None and 0 < value < 1
     # The runner's look, measured as the baseline measures a photo (tests/monitoring/test_stats)
-    alike = photo_stats(photo, max_pixels=10**8)
+    alike = look_of(photo, max_pixels=10**8)
     assert (row.width, row.height) == (alike.width, alike.height)
     assert row.brightness == pytest.approx(alike.brightness, abs=0.01)
     assert not (settings.data_dir / "photos").exists()

@@ -14,7 +14,7 @@ import pytest
 from tests.serving.serving_support import SAMPLES, run_server
 
 from catdog.model_store import resolve_model
-from catdog.monitoring.baseline import export_baseline
+from catdog.monitoring.baseline_export import export_baseline
 from catdog.predictor import OnnxClassifier
 
 TOKEN = "loop-token"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from tests.serving.serving_support import REPO, SAMPLES, free_port, run_server, write_tiny_model
 
-from catdog.monitoring.baseline import export_baseline
+from catdog.monitoring.baseline_export import export_baseline
 
 DEPLOY = REPO / "deploy" / "prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"

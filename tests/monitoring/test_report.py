@@ -11,7 +11,8 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from tests.serving.serving_support import SAMPLES
 
 from catdog.model_store import resolve_model
-from catdog.monitoring.baseline import Baseline, baseline_path, export_baseline, load_baseline
+from catdog.monitoring.baseline import Baseline, baseline_path, load_baseline
+from catdog.monitoring.baseline_export import export_baseline
 from catdog.monitoring.params import MonitorParams
 from catdog.monitoring.records import new_prediction_id, utcnow
 from catdog.monitoring.report import (

@@ -17,7 +17,7 @@ import pytest
 from serving_support import BLUE, RED, runner_pids, serving, solid
 
 from catdog.errors import ModelError
-from catdog.predictor import ServedModel
+from catdog.prediction import ServedModel
 from catdog.serving.batching import MicroBatcher
 from catdog.serving.metrics import ServiceMetrics
 from catdog.serving.runner import runner_processes
@@ -147,7 +147,7 @@ async def test_batcher_never_mixes_models(tiny_model: Path, tiny_model_v2: Path)
         )
     assert [r.batch_size for r in results] == [2, 1, 2]
     # The second model calls red a dog: each image ran on its own model.
-    assert [int(np.argmax(r.probabilities)) for r in results] == [0, 1, 0]
+    assert [int(np.argmax(r.scores)) for r in results] == [0, 1, 0]
 
 
 async def test_a_replaced_model_is_dropped_from_the_runners_after_its_last_job(
@@ -167,9 +167,9 @@ async def test_a_replaced_model_is_dropped_from_the_runners_after_its_last_job(
             except ModelError as exc:
                 dropped = exc
         still = await batcher.submit(new, solid(RED))
-    assert int(np.argmax(answered.probabilities)) == 0, "the job admitted before finished"
+    assert int(np.argmax(answered.scores)) == 0, "the job admitted before finished"
     assert dropped is not None and "not loaded" in dropped.detail
-    assert int(np.argmax(still.probabilities)) == 0
+    assert int(np.argmax(still.scores)) == 0
 
 
 async def test_with_no_wait_a_batch_takes_only_its_runners_share(tiny_model: Path) -> None:
@@ -181,7 +181,7 @@ async def test_with_no_wait_a_batch_takes_only_its_runners_share(tiny_model: Pat
     # at most ceil(8 / 2) whenever a runner gathers, so this holds whatever the timing.
     sizes = [r.batch_size for r in results]
     assert max(sizes) <= 4, sizes
-    assert [int(np.argmax(r.probabilities)) for r in results] == [0] * 8
+    assert [int(np.argmax(r.scores)) for r in results] == [0] * 8
 
 
 async def test_an_app_adopts_runners_started_before_it(tiny_model: Path) -> None:

@@ -131,7 +131,7 @@ def test_every_worker_follows_a_reload(
     assert code == 0, server.output()
 
 
-def test_smoke_passes_against_a_live_server_that_never_loads_torch(
+def test_smoke_passes_against_a_live_server_whose_event_loop_loads_no_torch_nor_numpy(
     tmp_path: Path, reference_model: Path
 ) -> None:
     env = {"CATDOG_MODEL": str(reference_model), "CATDOG_RUNNERS": "2"}
@@ -145,6 +145,10 @@ def test_smoke_passes_against_a_live_server_that_never_loads_torch(
     assert len(runners) == 2
     assert all("onnxruntime" in maps for maps in runner_maps), "the runners hold the sessions"
     assert "onnxruntime" not in loop_maps, "the event loop's process holds no session"
+    # Nor the decoders and arrays: after answering (and logging) photos it has not loaded
+    # NumPy or Pillow, which would cost it 22 MiB (runners send plain floats and each look).
+    assert "numpy" not in loop_maps and "/PIL/" not in loop_maps
+    assert all("numpy" in maps and "/PIL/" in maps for maps in runner_maps)
     for maps in [loop_maps, *runner_maps]:
         assert "libtorch" not in maps, "no serving process may load torch"
 

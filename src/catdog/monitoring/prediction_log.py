@@ -3,12 +3,13 @@
 The request path only does `put_nowait` on a bounded queue: a slow or dead database can neither
 slow an answer down nor fail it. A full queue or a store that is down drops the row and counts
 it (catdog_prediction_log_dropped_total); the writer keeps retrying the store and /health says
-`degraded` meanwhile. The thread decodes each photo again at reduced scale for its statistics,
-so the runners' work is untouched.
+`degraded` meanwhile. A photo's statistics come from the runner that decoded it for the model
+(`Answered.look`): this process never decodes a photo.
 """
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 import structlog
 
-from catdog.errors import CatdogError, StoreError
+from catdog.errors import StoreError
 from catdog.monitoring.baseline import load_baseline_beside
 from catdog.monitoring.records import Answered, utcnow
 from catdog.monitoring.stats import STATISTICS, photo_stats
@@ -46,7 +47,6 @@ class PredictionLog:
         queue_size: int,
         retention_days: float,
         max_queued_bytes: int = 256 * 1024 * 1024,
-        max_pixels: int,
         keep_photos: Path | None = None,
         model_path: Callable[[], Path | None] = lambda: None,
     ) -> None:
@@ -54,7 +54,6 @@ class PredictionLog:
         self.store = store
         self.metrics = metrics
         self.retention_days = retention_days
-        self.max_pixels = max_pixels
         self.keep_photos = keep_photos
         self._model_path = model_path
         self._baseline_of: Path | None = None
@@ -183,21 +182,19 @@ class PredictionLog:
             "confidence": answered.confidence,
             "probabilities": answered.probabilities,
             "pet_score": answered.pet_score,
-            "sha256": None,
+            "sha256": hashlib.sha256(answered.photo).hexdigest(),
             "bytes": len(answered.photo),
             "width": None,
             "height": None,
             **dict.fromkeys(STATISTICS),
         }
-        try:
-            stats = photo_stats(answered.photo, max_pixels=self.max_pixels, seen=answered.look)
-        except CatdogError:
-            return row  # answered, so decodable; kept without statistics if not
-        row.update(stats.as_dict())
-        for statistic in STATISTICS:
-            self.metrics.input_stats[statistic].observe(getattr(stats, statistic))
+        if answered.look is not None:  # measured by the runner that decoded it; else none
+            stats = photo_stats(answered.look)
+            row.update(stats.as_dict())
+            for statistic in STATISTICS:
+                self.metrics.input_stats[statistic].observe(getattr(stats, statistic))
         if self.keep_photos is not None:
-            self._keep(stats.sha256, answered.photo)
+            self._keep(row["sha256"], answered.photo)
         return row
 
     def _keep(self, sha256: str, photo: bytes) -> None:

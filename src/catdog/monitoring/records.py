@@ -10,10 +10,8 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from catdog.monitoring.stats import Look
+from catdog.monitoring.stats import Look
 
 ID_LENGTH = 32
 _TIME_HEX = 12
@@ -54,4 +52,4 @@ class Answered:
     probabilities: dict[str, float]
     pet_score: float | None
     photo: bytes
-    look: Look | None = None  # the photo's look as the runner decoded it; None: decode it here
+    look: Look | None = None  # the photo's look as the runner decoded it; None: no statistics

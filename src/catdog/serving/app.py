@@ -50,7 +50,6 @@ def create_app(
         queue_size=settings.log_queue_size,
         max_queued_bytes=int(settings.log_queue_mb * 1024 * 1024),
         retention_days=settings.retention_days,
-        max_pixels=settings.max_pixels,
         keep_photos=settings.keep_photos,
         model_path=lambda: service.models.current.path if service.models.ready else None,
     )

@@ -23,15 +23,13 @@ from dataclasses import dataclass, field
 from time import monotonic, sleep
 from typing import NamedTuple
 
-import numpy as np
 import structlog
 
-from catdog.errors import CatdogError, ImageError, ServiceUnavailableError
+from catdog.errors import DEFAULT_MAX_PIXELS, CatdogError, ImageError, ServiceUnavailableError
 from catdog.monitoring.stats import Look
-from catdog.predictor import ServedModel
-from catdog.preprocess import DEFAULT_MAX_PIXELS
-from catdog.serving.child import Load, Run
+from catdog.prediction import ServedModel
 from catdog.serving.metrics import ServiceMetrics
+from catdog.serving.protocol import Load, Run, Scores
 from catdog.serving.runner import RunnerProcess, RunnerStoppedError
 
 log = structlog.get_logger("catdog.serving")
@@ -85,9 +83,10 @@ class Admission:
 
 
 class Scored(NamedTuple):
-    """One image's probabilities, the size of the batch it ran in, and its look."""
+    """One image's scores (probabilities, then the pet score), the size of the batch it ran in,
+    and its look."""
 
-    probabilities: np.ndarray
+    scores: Scores
     batch_size: int
     look: Look | None = None
 

@@ -1,4 +1,4 @@
-"""A runner's child process: the messages it answers, and its loop.
+"""A runner's child process: its loop, answering the messages of `catdog.serving.protocol`.
 
 The service's runner processes (catdog.serving.runner) start this program and speak to it over a
 private pair of pipes, one message at a time: load a model, run a batch of uploads, drop a model,
@@ -13,8 +13,7 @@ import io
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -22,74 +21,24 @@ import numpy as np
 from PIL import Image
 
 from catdog.errors import CatdogError, ImageError, ModelError, image_error
-from catdog.monitoring.stats import Look, look
+from catdog.monitoring.appearance import look
+from catdog.monitoring.stats import Look
 from catdog.predictor import OnnxClassifier
 from catdog.preprocess import decode
 from catdog.serving.heap import TRIM_AFTER_BYTES, release_free_memory
+from catdog.serving.protocol import Drop, Load, Ping, Ran, Run, RunHeader, Scores
 
-# One upload's outcome: its probabilities, or why it was refused.
-Outcome = np.ndarray | CatdogError
-
-
-@dataclass(frozen=True)
-class Load:
-    """Load, warm and check the ONNX model at `path`; later messages name it by `key`."""
-
-    key: str
-    path: str
-    threads: int
-    spinning: bool
-
-
-@dataclass(frozen=True)
-class Run:
-    """Decode `uploads` and run them as one batch through model `key`. The service sends a
-    list; a runner reads them one at a time as they arrive (`_arriving`)."""
-
-    key: str
-    uploads: Sequence[bytes] | Iterable[bytes]
-    max_pixels: int
-
-
-@dataclass(frozen=True)
-class RunHeader:
-    """On the wire, a Run is this header and then each upload as raw bytes: pickling the whole
-    batch would copy every upload once more on each side (a 16-file batch of 10 MiB photos)."""
-
-    key: str
-    count: int
-    max_pixels: int
-
-
-@dataclass(frozen=True)
-class Drop:
-    """Forget model `key`: no job will name it again."""
-
-    key: str
-
-
-@dataclass(frozen=True)
-class Ping:
-    """Answer at once: the supervisor's check that an idle runner is alive."""
-
-
-@dataclass(frozen=True)
-class Ran:
-    """A batch's outcomes in order, how long the model run itself took, and each decoded
-    photo's `Look` for the prediction log (None where it was refused): the log then never
-    decodes a photo again, which cost the event loop's process a tenth of the throughput."""
-
-    outcomes: list[Outcome]
-    seconds: float
-    looks: list[Look | None]
-
-
-Message = Load | Run | Drop | Ping
+# A runner this long without a message is idle, not between two batches.
+IDLE_BEFORE_TRIM_S = 0.05
 
 
 def _load(message: Load) -> OnnxClassifier:
     """An OnnxClassifier, warmed by one photo, that answers in the contract's shape."""
-    model = OnnxClassifier(Path(message.path), threads=message.threads, spinning=message.spinning)
+    # No arena: its peak (19 MiB for a batch of the int8 reference model) would stay resident
+    # in every runner; without it `serve` hands those pages back once idle, no slower.
+    model = OnnxClassifier(
+        Path(message.path), threads=message.threads, spinning=message.spinning, arena=False
+    )
     size = model.preprocessing.size
     photo = io.BytesIO()
     Image.new("RGB", (2 * size, 2 * size), (128, 96, 64)).save(photo, "JPEG")
@@ -140,7 +89,7 @@ def decode_failure(exc: BaseException) -> ImageError:
 
 def _run(model: OnnxClassifier, message: Run) -> Ran:
     """Decode each upload (a bad one fails alone), then one model run for the rest."""
-    prepared: list[Outcome] = []
+    prepared: list[np.ndarray | CatdogError] = []
     looks: list[Look | None] = []
     for data in message.uploads:
         outcome = _prepare(model, data, message.max_pixels)
@@ -149,8 +98,13 @@ def _run(model: OnnxClassifier, message: Run) -> Ran:
         prepared.append(array)
         looks.append(seen)
     started = time.perf_counter()
-    outcomes = model.score_each(prepared)
-    return Ran(outcomes, time.perf_counter() - started, looks)
+    scored = model.score_each(prepared)
+    seconds = time.perf_counter() - started
+    # Plain floats on the wire: the service's event loop never imports NumPy.
+    outcomes: list[Scores | CatdogError] = [
+        row if isinstance(row, CatdogError) else tuple(row.tolist()) for row in scored
+    ]
+    return Ran(outcomes, seconds, looks)
 
 
 def _answer(models: dict[str, OnnxClassifier], message: object) -> object:
@@ -194,6 +148,7 @@ def serve(receive: Connection, send: Connection) -> None:
     # Ctrl-C reaches the whole process group: the service drains, then closes the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     models: dict[str, OnnxClassifier] = {}
+    batch_freed = False  # a batch ran since the last hand-back
     while True:
         try:
             message = receive.recv()
@@ -208,10 +163,14 @@ def serve(receive: Connection, send: Connection) -> None:
             return
         with contextlib.suppress(OSError):  # the service is gone: nobody left to answer
             send.send(reply)
-        # After a batch, once idle: hand back the heap pages decoding freed (glibc keeps them),
-        # 9 MiB less per runner after a load run, no slower. Not after the supervisor's pings.
-        if isinstance(message, RunHeader) and not receive.poll():
+        # After a batch, once idle for a moment: hand back the heap pages that decoding and the
+        # model's tensors freed (glibc keeps them): 20 MiB less RSS per runner after a load run.
+        # Not between the batches of a busy runner, which would fault the same pages in again,
+        # nor after the supervisor's pings.
+        batch_freed |= isinstance(message, RunHeader)
+        if batch_freed and not receive.poll(IDLE_BEFORE_TRIM_S):
             release_free_memory()
+            batch_freed = False
 
 
 def main() -> None:

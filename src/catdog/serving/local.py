@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from catdog.errors import CatdogError
-from catdog.predictor import OnnxClassifier, Prediction
+from catdog.prediction import Prediction
+from catdog.predictor import OnnxClassifier
 from catdog.preprocess import DEFAULT_MAX_PIXELS
 
 

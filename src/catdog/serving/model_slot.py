@@ -21,7 +21,7 @@ import structlog
 
 from catdog.errors import CatdogError, ServiceUnavailableError
 from catdog.model_store import REGISTRY_SCHEMES, resolve_model
-from catdog.predictor import ServedModel
+from catdog.prediction import ServedModel
 from catdog.serving.batching import MicroBatcher
 from catdog.serving.metrics import ServiceMetrics
 

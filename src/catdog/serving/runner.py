@@ -27,7 +27,7 @@ from typing import Any
 import structlog
 
 from catdog.errors import ModelError
-from catdog.serving.child import Drop, Load, Message, Ping, Ran, Run, RunHeader
+from catdog.serving.protocol import Drop, Load, Message, Ping, Ran, Run, RunHeader
 
 log = structlog.get_logger("catdog.serving")
 

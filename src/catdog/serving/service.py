@@ -15,7 +15,7 @@ import structlog
 
 from catdog.errors import CatdogError, ServiceUnavailableError
 from catdog.monitoring.stats import Look
-from catdog.predictor import Prediction
+from catdog.prediction import Prediction
 from catdog.serving.batching import Admission, MicroBatcher
 from catdog.serving.metrics import ServiceMetrics
 from catdog.serving.model_slot import ModelSlot
@@ -120,7 +120,7 @@ class InferenceService:
         model = self.models.current
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         scored = await self.batcher.submit(model, data, request_id)
-        prediction = model.to_prediction(scored.probabilities)
+        prediction = model.to_prediction(scored.scores)
         self.metrics.predictions.labels(label=prediction.label).inc()
         self.metrics.confidence.labels(label=prediction.label).observe(prediction.confidence)
         return Answer(prediction, model.version, scored.batch_size, scored.look)

@@ -13,8 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from catdog.errors import ConfigError
-from catdog.preprocess import DEFAULT_MAX_PIXELS
+from catdog.errors import DEFAULT_MAX_PIXELS, ConfigError
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 # Each runner process holds its own copy of the model and of ONNX Runtime.

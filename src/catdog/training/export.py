@@ -384,7 +384,7 @@ def export_checkpoint(
                 int8_path, registered, loaded.metrics, int8_test, quantized=True, **common
             )
     # The drift baseline `catdog monitor` compares live traffic with (catdog.monitoring).
-    from catdog.monitoring.baseline import export_baseline  # noqa: PLC0415
+    from catdog.monitoring.baseline_export import export_baseline  # noqa: PLC0415
 
     baseline = export_baseline(onnx_path, split_or_root(data, "train"), data / "manifest.csv")
     result = ExportResult(onnx_path, card, int8_path, int8_card, baseline)
