@@ -42,13 +42,10 @@ class OnnxClassifier:
         threads: int | None = None,
         card: dict[str, Any] | None = None,
         spinning: bool = True,
-        arena: bool = True,
     ) -> None:
         """`card` stands in for the card file: export tests a model before writing its card.
         `spinning=False` stops idle ONNX Runtime threads from busy-waiting, which leaves the CPU
-        to the service's decoding threads between batches. `arena=False` leaves tensors to
-        malloc, whose freed pages a long-lived process can hand back when idle: ONNX Runtime's
-        arena keeps its peak for good."""
+        to the service's decoding threads between batches."""
         import onnxruntime as ort  # noqa: PLC0415 - keeps `catdog --help` fast
 
         self.path = onnx_path
@@ -63,7 +60,6 @@ class OnnxClassifier:
             options.inter_op_num_threads = 1
         if not spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.enable_cpu_mem_arena = arena
         try:
             self.session = ort.InferenceSession(
                 str(onnx_path), options, providers=["CPUExecutionProvider"]
