@@ -14,6 +14,7 @@ benchmarks/results/serve_resilience_<what>.json.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import re
@@ -27,10 +28,14 @@ from typing import Any
 import httpx
 
 from benchmarks.serving.harness import catdog_spec
+from benchmarks.serving.load_client import LoadReport, build_requests, closed_loop
 from benchmarks.serving.photos import default_photo_dir, load_photos
 from benchmarks.serving.results import result_path, write_json
 from benchmarks.serving.servers import HOST, RunningServer, _process_tree, running
 from benchmarks.serving.slow_upload import MIB, multipart_body, send_slowly
+
+# Bounds the kill run in count as well as in time (it stops at --seconds long before).
+MAX_KILL_RUN_REQUESTS = 100_000
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
@@ -40,60 +45,53 @@ def runner_pids(server: RunningServer) -> list[int]:
 
 
 def kills(seconds: float) -> dict[str, Any]:
-    """Random runner kills under c=8 load: how many requests failed."""
+    """Random runner kills under c=8 load (`catdog simulate`'s sender, closed loop): how many
+    requests failed."""
     photos = load_photos(default_photo_dir(), 64)
-    statuses: list[int] = []
-    latencies: list[float] = []
-    lock = threading.Lock()
     with running(catdog_spec("catdog-kills", None)) as server:
-        url = f"http://{HOST}:{server.port}"
+        requests = build_requests(HOST, server.port, "/predict", photos)
+        reports: list[LoadReport] = []
+        load = threading.Thread(
+            target=lambda: reports.append(
+                asyncio.run(
+                    closed_loop(
+                        HOST,
+                        server.port,
+                        requests,
+                        concurrency=8,
+                        max_requests=MAX_KILL_RUN_REQUESTS,
+                        max_seconds=seconds,
+                    )
+                )
+            )
+        )
+        load.start()
         stop = time.monotonic() + seconds
-
-        def client(offset: int) -> None:
-            with httpx.Client(base_url=url, timeout=30) as http:
-                i = offset
-                while time.monotonic() < stop:
-                    photo = photos[i % len(photos)]
-                    started = time.perf_counter()
-                    try:
-                        code = http.post(
-                            "/predict", files={"file": (photo.name, photo.data)}
-                        ).status_code
-                    except httpx.TransportError:
-                        code = 0
-                    with lock:
-                        statuses.append(code)
-                        latencies.append(time.perf_counter() - started)
-                    i += 8
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-        for thread in threads:
-            thread.start()
         rng = random.Random(18)
         killed = 0
-        while time.monotonic() < stop - 1:
+        while time.monotonic() < stop - 1 and load.is_alive():
             time.sleep(rng.uniform(0.5, 1.5))
             alive = runner_pids(server)
             if alive:
                 os.kill(rng.choice(alive), signal.SIGKILL)
                 killed += 1
-        for thread in threads:
-            thread.join(60)
-        metrics = httpx.get(f"{url}/metrics").text
+        load.join(seconds + 60)
+        metrics = httpx.get(f"http://{HOST}:{server.port}/metrics").text
+    (report,) = reports
     restarts = re.search(r'catdog_runner_restarts_total\{cause="exited"\} (\S+)', metrics)
-    failed = [code for code in statuses if code != 200]
-    latencies.sort()
+    failed = {code: n for code, n in report.status_counts.items() if code != "200"}
     return {
         "seconds": seconds,
         "concurrency": 8,
-        "requests": len(statuses),
-        "failed": len(failed),
-        "failed_statuses": sorted(set(failed)),
+        "requests": report.requests,
+        "failed": sum(failed.values()),
+        "failed_statuses": sorted(failed),
+        "errors": report.errors,
         "kills": killed,
         "restarts": float(restarts.group(1)) if restarts else 0.0,
-        "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
-        "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1),
-        "max_ms": round(1000 * latencies[-1], 1),
+        "p50_ms": round(report.latency_ms["p50"], 1),
+        "p99_ms": round(report.latency_ms["p99"], 1),
+        "max_ms": round(report.latency_ms["max"], 1),
     }
 
 

@@ -15,6 +15,8 @@ from tests.serving.serving_support import SAMPLES, run_server
 
 from catdog.model_store import resolve_model
 from catdog.monitoring.baseline_export import export_baseline
+from catdog.monitoring.records import utcnow
+from catdog.monitoring.store import PredictionStore
 from catdog.predictor import OnnxClassifier
 
 TOKEN = "loop-token"
@@ -104,3 +106,13 @@ def test_simulate_then_report_and_check(tmp_path: Path) -> None:
     little = catdog("monitor", "check", "--params", str(starved), env=env, cwd=tmp_path)
     assert little.returncode == 2
     assert "too little data" in little.stdout
+
+    # Shelter staff now say half of those answers were wrong: the trigger fires (exit 1).
+    store = PredictionStore(f"sqlite:///{tmp_path / 'data' / 'predictions.db'}")
+    for row in store.predictions()[::2]:
+        wrong = "dog" if row.label == "cat" else "cat"
+        store.record_feedback(row.id, wrong, now=utcnow(), retention_days=30)
+    store.close()
+    retrain = catdog("monitor", "check", "--params", str(healthy), env=env, cwd=tmp_path)
+    assert retrain.returncode == 1, retrain.stdout + retrain.stderr
+    assert retrain.stdout.count("\n") == 1 and "live accuracy" in retrain.stdout

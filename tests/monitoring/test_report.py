@@ -68,16 +68,23 @@ def test_the_baseline_describes_real_photos(baseline: Baseline) -> None:
 
 
 def add_rows(
-    store: PredictionStore, baseline: Baseline, n: int, *, shift: float = 0.0, right: float = 0.9
+    store: PredictionStore,
+    baseline: Baseline,
+    n: int,
+    *,
+    shift: float = 0.0,
+    right: float = 0.9,
+    only: str | None = None,
+    confidence: float | None = None,
 ) -> None:
     """n predictions whose statistics are drawn from the baseline's (shifted), all labelled,
-    the share `right` of them correctly."""
+    the share `right` of them correctly; `only` one class answered, at `confidence`."""
     rng = np.random.default_rng(3)
     rows = []
     for i in range(n):
         stats = {s: float(rng.choice(baseline.statistics[s].values)) for s in STATISTICS}
         stats["brightness"] = min(1.0, stats["brightness"] + shift)
-        label = ("cat", "dog")[i % 2]
+        label = only or ("cat", "dog")[i % 2]
         truth = label if i < right * n else ("dog" if label == "cat" else "cat")
         rows.append(
             {
@@ -85,7 +92,7 @@ def add_rows(
                 "created_at": utcnow(),
                 "model_version": "v1",
                 "label": label,
-                "confidence": float(rng.choice(baseline.confidence.values)),
+                "confidence": confidence or float(rng.choice(baseline.confidence.values)),
                 "probabilities": {"cat": 0.5, "dog": 0.5},
                 "feedback_label": truth,
                 "feedback_at": utcnow(),
@@ -118,6 +125,20 @@ def test_brighter_photos_are_drift(store: PredictionStore, baseline: Baseline) -
     assert report["versions"]["v1"]["drifted"] == ["brightness"]
     verdict = judge(report, PARAMS)
     assert verdict.code == UNHEALTHY and "brightness" in verdict.reason
+
+
+def test_a_model_answering_one_class_less_surely_is_drift(
+    store: PredictionStore, baseline: Baseline
+) -> None:
+    """The photos look as in training, but the answers do not: every one `cat`, less sure."""
+    add_rows(store, baseline, 200, only="cat", confidence=0.6)
+    report = report_of(store, baseline)
+    figures = report["versions"]["v1"]
+    assert figures["drifted"] == ["confidence", "predicted_ratio"]
+    assert figures["drift"]["predicted_ratio"]["p_value"] < 0.01
+    assert figures["drift"]["confidence"]["psi"] > 0.25
+    verdict = judge(report, PARAMS)
+    assert verdict.code == UNHEALTHY and "confidence, predicted_ratio" in verdict.reason
 
 
 def test_low_live_accuracy_fails(store: PredictionStore, baseline: Baseline) -> None:
