@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -43,6 +45,29 @@ def test_migrations_create_the_schema_and_run_again_harmlessly(store: Prediction
     columns = {c["name"] for c in inspect(store.engine).get_columns("predictions")}
     assert {"sha256", "brightness", "pet_score", "feedback_label"} <= columns
     assert "photo" not in columns  # never the bytes
+
+
+def test_the_service_migrates_in_a_child_and_never_loads_alembic(store_url: str) -> None:
+    """What the prediction log's writer does at start-up, on both back-ends (PostgreSQL's URL
+    goes to the child on stdin, never in its arguments)."""
+    code = (
+        "import sys\n"
+        "from catdog.monitoring.store import PredictionStore\n"
+        "store = PredictionStore(sys.argv[1])\n"
+        "store.migrate_apart()\n"
+        "print(store.count(), 'alembic' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, store_url], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "False"]
+
+
+def test_a_migration_that_fails_apart_says_why() -> None:
+    down = PredictionStore("postgresql://postgres@127.0.0.1:1/none")
+    with pytest.raises(StoreError, match=r"cannot migrate the store .*127\.0\.0\.1:1"):
+        down.migrate_apart()
 
 
 def test_rows_round_trip_within_a_window(store: PredictionStore) -> None:

@@ -145,7 +145,7 @@ class PredictionLog:
         if self._migrated:
             return True
         try:
-            self.store.migrate()
+            self.store.migrate_apart()  # Alembic stays out of this long-lived process
         except StoreError as exc:
             self._degrade(exc)
             return False

@@ -8,6 +8,8 @@ the newest revision at start-up, so an upgraded service never runs on an old sch
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -109,6 +111,21 @@ def make_engine(url: str) -> Engine:
     return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
 
 
+# The child that `PredictionStore.migrate_apart` starts: the URL on stdin, the reason on stderr.
+_STORE_ERROR_EXIT = 3
+_MIGRATE_PROGRAM = (
+    "import sys\n"
+    "from catdog.errors import StoreError\n"
+    "from catdog.monitoring.store import PredictionStore\n"
+    "try:\n"
+    "    PredictionStore(sys.stdin.read()).migrate()\n"
+    "except StoreError as exc:\n"
+    "    print(exc.detail, file=sys.stderr)\n"
+    f"    sys.exit({_STORE_ERROR_EXIT})\n"
+)
+MIGRATE_TIMEOUT_S = 60.0
+
+
 class PredictionStore:
     """Reads and writes of the prediction log; every database error becomes a StoreError."""
 
@@ -133,6 +150,32 @@ class PredictionStore:
                 command.upgrade(config, "head")
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot migrate the store {self.describe()}: {exc}") from exc
+
+    def migrate_apart(self, timeout_s: float = MIGRATE_TIMEOUT_S) -> None:
+        """`migrate` in a short-lived child process: Alembic and its templates (10 MiB of RSS)
+        then never load into the long-lived service. An in-memory SQLite database, which no
+        child can reach, is migrated here."""
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+            self.migrate()
+            return
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", _MIGRATE_PROGRAM],
+                input=self.url,  # not an argument: a password would show in the process list
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            detail = f"its migration took longer than {timeout_s:g} s"
+            raise StoreError(f"cannot migrate the store {self.describe()}: {detail}") from None
+        if done.returncode == _STORE_ERROR_EXIT:
+            raise StoreError(done.stderr.strip())
+        if done.returncode != 0:  # not a database error: the traceback's last line says what
+            lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+            raise StoreError(f"cannot migrate the store {self.describe()}: {lines[-1]}")
 
     def add(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert predictions in one transaction."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from catdog.errors import RequestRefusedError, StoreError
+from catdog.errors import StoreError
 from catdog.monitoring.prediction_log import PredictionLog
 from catdog.monitoring.records import utcnow
 from catdog.monitoring.store import FeedbackOutcome
@@ -34,21 +34,18 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 
 
 async def _record(log: PredictionLog, body: FeedbackIn, retention_days: float) -> FeedbackOutcome:
+    # A row still queued cannot be found yet (nor, at start-up, can the store before its
+    # migration): wait for the writer to store it, or drop it.
     deadline = time.monotonic() + PENDING_WAIT_S
-    while True:
-        try:
-            return await asyncio.to_thread(
-                log.store.record_feedback,
-                body.prediction_id,
-                body.label,
-                now=utcnow(),
-                retention_days=retention_days,
-            )
-        except RequestRefusedError as exc:
-            waiting = log.is_pending(body.prediction_id) and time.monotonic() < deadline
-            if exc.reason != "unknown_prediction" or not waiting:
-                raise
+    while log.is_pending(body.prediction_id) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
+    return await asyncio.to_thread(
+        log.store.record_feedback,
+        body.prediction_id,
+        body.label,
+        now=utcnow(),
+        retention_days=retention_days,
+    )
 
 
 @router.post("/feedback", responses=_REFUSALS)
