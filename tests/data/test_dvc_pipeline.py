@@ -133,6 +133,23 @@ def test_a_clone_restores_everything_with_dvc_pull_and_a_demo_run_leaves_it_clea
     ran = run(["dvc", "repro"], origin, registry)
     for stage in STAGE_ENTRY_MODULES:
         assert f"Running stage '{stage}'" in ran
+    # Every file the stages wrote is one DVC keeps (an output or a metric): a file left out
+    # would neither reach a clone nor be seen to go stale. The registry lives outside.
+    stages = yaml.safe_load((origin / "dvc.yaml").read_text())["stages"].values()
+    declared = [
+        origin / name
+        for stage in stages
+        for key in ("outs", "metrics")
+        for entry in stage.get(key, [])
+        for name in (entry if isinstance(entry, dict) else [entry])  # `path: {options}`
+    ]
+    written = run([*GIT, "ls-files", "--others", "--ignored", "--exclude-standard"], origin)
+    assert {"models/model.onnx", "data/prepared/manifest.csv"} <= set(written.split())
+    for name in written.split():
+        path = origin / name
+        if name.startswith((".dvc/", "mlartifacts/", "mlruns/")):
+            continue
+        assert any(path == d or path.is_relative_to(d) for d in declared), f"{name} undeclared"
     run([*GIT, "add", "dvc.lock"], origin)
     run([*GIT, "commit", "-qm", "results"], origin)
     run(["dvc", "push"], origin)
