@@ -8,9 +8,12 @@ loop's process never decodes a photo, nor imports NumPy and Pillow to do it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
+from catdog.errors import DEFAULT_MAX_PIXELS
 from catdog.monitoring.stats import THUMBNAIL_SIDE, Look
 from catdog.preprocess import Decoded, decode
 
@@ -34,6 +37,7 @@ def look(decoded: Decoded) -> Look:
     return Look(decoded.width, decoded.height, brightness, contrast, colourfulness)
 
 
-def look_of(data: bytes, *, max_pixels: int) -> Look:
-    """An encoded photo's `Look`, decoded at reduced scale where the format allows."""
-    return look(decode(data, max_pixels=max_pixels, draft_size=THUMBNAIL_SIDE))
+def look_of(source: bytes | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Look:
+    """A photo file's `Look`, decoded at reduced scale where the format allows: how the drift
+    baseline measures the training photos."""
+    return look(decode(source, max_pixels=max_pixels, draft_size=THUMBNAIL_SIDE))

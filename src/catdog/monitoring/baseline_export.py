@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from catdog.errors import CatdogError, MonitorError
-from catdog.monitoring.appearance import appearance
+from catdog.monitoring.appearance import look_of
 from catdog.monitoring.baseline import Baseline, Summary, write_baseline
-from catdog.monitoring.stats import STATISTICS, THUMBNAIL_SIDE
-from catdog.preprocess import decode
+from catdog.monitoring.stats import STATISTICS
 
 # Enough for KS tests and PSI bins, small enough for a JSON file beside the model.
 MAX_VALUES = 2000
@@ -64,14 +63,13 @@ def compute_baseline(
     columns: dict[str, list[float]] = {name: [] for name in STATISTICS}
     for path in photos:
         try:
-            decoded = decode(path, draft_size=THUMBNAIL_SIDE)
+            seen = look_of(path)
         except CatdogError:
             continue
-        brightness, contrast, colourfulness = appearance(decoded.image)
-        columns["brightness"].append(brightness)
-        columns["contrast"].append(contrast)
-        columns["colourfulness"].append(colourfulness)
-        columns["aspect_ratio"].append(original.get(path.stem, decoded.width / decoded.height))
+        for name in STATISTICS:
+            columns[name].append(getattr(seen, name))
+        if path.stem in original:
+            columns["aspect_ratio"][-1] = original[path.stem]
     # A model with a not-a-pet head scores one more column (pet_score) after its classes.
     probabilities = probabilities[:, : len(classes)]
     predicted = np.argmax(probabilities, axis=1)

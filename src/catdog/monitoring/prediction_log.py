@@ -23,7 +23,7 @@ import structlog
 from catdog.errors import StoreError
 from catdog.monitoring.baseline import load_baseline_beside
 from catdog.monitoring.records import Answered, utcnow
-from catdog.monitoring.stats import STATISTICS, photo_stats
+from catdog.monitoring.stats import STATISTICS
 from catdog.monitoring.store import PredictionStore
 from catdog.serving.metrics import ServiceMetrics
 
@@ -189,10 +189,9 @@ class PredictionLog:
             **dict.fromkeys(STATISTICS),
         }
         if answered.look is not None:  # measured by the runner that decoded it; else none
-            stats = photo_stats(answered.look)
-            row.update(stats.as_dict())
+            row.update(answered.look.columns())
             for statistic in STATISTICS:
-                self.metrics.input_stats[statistic].observe(getattr(stats, statistic))
+                self.metrics.input_stats[statistic].observe(row[statistic])
         if self.keep_photos is not None:
             self._keep(row["sha256"], answered.photo)
         return row

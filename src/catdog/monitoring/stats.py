@@ -7,27 +7,11 @@ baseline run on their own decodes.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 THUMBNAIL_SIDE = 64
 # The statistics drift is measured on, all in [0, 1] except the aspect ratio (width / height).
 STATISTICS = ("brightness", "contrast", "colourfulness", "aspect_ratio")
-
-
-@dataclass(frozen=True)
-class PhotoStats:
-    """A photo's size and appearance, never its pixels."""
-
-    width: int
-    height: int
-    brightness: float
-    contrast: float
-    colourfulness: float
-    aspect_ratio: float
-
-    def as_dict(self) -> dict[str, float | int | str]:
-        """Column name -> value."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -40,14 +24,13 @@ class Look:
     contrast: float
     colourfulness: float
 
+    @property
+    def aspect_ratio(self) -> float:
+        """Width / height, as shown."""
+        return self.width / self.height
 
-def photo_stats(seen: Look) -> PhotoStats:
-    """The statistics the prediction log keeps of a photo, from its `Look` as it was decoded."""
-    return PhotoStats(
-        width=seen.width,
-        height=seen.height,
-        brightness=seen.brightness,
-        contrast=seen.contrast,
-        colourfulness=seen.colourfulness,
-        aspect_ratio=seen.width / seen.height,
-    )
+    def columns(self) -> dict[str, float | int]:
+        """The prediction log's columns: the size and every statistic of STATISTICS."""
+        return {"width": self.width, "height": self.height} | {
+            name: getattr(self, name) for name in STATISTICS
+        }
